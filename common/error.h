@@ -27,7 +27,9 @@
 	X(BB_ETOOBIG, EFBIG, "object larger than the cache can hold")         \
 	X(BB_EFILL, EIO, "filling the block failed")                          \
 	X(BB_ECORRUPT, EIO, "data failed verification")                       \
-	X(BB_ENOTSUP, ENOTSUP, "operation not supported")
+	X(BB_ENOTSUP, ENOTSUP, "operation not supported")                     \
+	X(BB_EDEAD, EIO, "the process doing this work died")                  \
+	X(BB_ESTALE, ESTALE, "object changed or was removed")
 
 enum bb_rc {
 #define BB_ERROR_ENUM(name, err, msg) name,
