@@ -1,0 +1,646 @@
+/* Unit tests of the node cache: segments, fills, reads, pins, eviction,
+ * NUMA arenas, and repair after processes die at chosen points. */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "shmcache/internal.h"
+#include "shmcache/topology.h"
+#include "shmtest.h"
+
+static struct bbc_cache *make_cache(int n, uint64_t limit, int arenas, int policy)
+{
+	struct bbc_topology topo;
+	struct bbc_params p = {0};
+	struct bbc_cache *c = NULL;
+
+	bbc_topology_fake(&topo, arenas);
+	p.job_id = shmtest_job_id(n);
+	p.byte_limit = limit;
+	p.policy = policy;
+	p.topo = &topo;
+	p.owner = (uid_t)-1;
+	int rc = bbc_create(&p, &c);
+	CU_ASSERT_EQUAL_FATAL(rc, BB_OK);
+	return c;
+}
+
+static void drop_cache(struct bbc_cache *c, int n)
+{
+	bbc_detach(c);
+	CU_ASSERT_EQUAL(bbc_unlink(NULL, shmtest_job_id(n)), BB_OK);
+}
+
+/* Fill (file, block) with its pattern; returns rc of bbc_get. */
+static int put_block(struct bbc_cache *c, uint64_t file, uint64_t block, uint32_t len)
+{
+	struct bbc_ref ref;
+	int rc = bbc_get(c, file, block, len, -1, 0, 1000, &ref);
+	if (rc != BB_OK)
+		return rc;
+	if (ref.filling) {
+		shmtest_fill(ref.data, file, block, len);
+		rc = bbc_fill_commit(c, &ref);
+	}
+	bbc_unpin(c, &ref);
+	return rc;
+}
+
+static int read_ok(struct bbc_cache *c, uint64_t file, uint64_t block, uint32_t len)
+{
+	static char buf[1 << 20];
+	long n = bbc_read(c, file, block, 0, buf, sizeof(buf));
+	return n == (long)len && shmtest_check(buf, file, block, 0, len);
+}
+
+static void test_segment_lifecycle(void)
+{
+	char path[256];
+	struct stat st;
+	struct bbc_cache *c = make_cache(1, 4 << 20, 1, BBC_NUMA_LOCAL), *c2 = NULL;
+
+	bbc_segment_path(NULL, shmtest_job_id(1), path, sizeof(path));
+	CU_ASSERT_EQUAL(stat(path, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+	CU_ASSERT_EQUAL(st.st_uid, geteuid());
+
+	/* A second create of the same job is refused, and leaves no .init file. */
+	struct bbc_params p = {.job_id = shmtest_job_id(1), .byte_limit = 4 << 20,
+			       .owner = (uid_t)-1};
+	CU_ASSERT_EQUAL(bbc_create(&p, &c2), BB_EEXIST);
+	CU_ASSERT_PTR_NULL(c2);
+	strcat(path, ".init");
+	CU_ASSERT_NOT_EQUAL(stat(path, &st), 0);
+
+	/* A second attach in one process shares the handle (and client slot). */
+	CU_ASSERT_EQUAL(bbc_attach(NULL, shmtest_job_id(1), &c2), BB_OK);
+	CU_ASSERT_PTR_EQUAL(c2, c);
+	CU_ASSERT_EQUAL(put_block(c, 1, 0, 10000), BB_OK);
+	bbc_detach(c2);
+	CU_ASSERT(read_ok(c, 1, 0, 10000));
+	uint64_t job = shmtest_job_id(1);
+	pid_t pid = fork();
+	if (pid == 0) { /* a child attaches (the inherited handle) and reads */
+		struct bbc_cache *c3;
+		int rc = bbc_attach(NULL, job, &c3);
+		if (rc != BB_OK) {
+			fprintf(stderr, "child attach: %s\n", bb_strerror(rc));
+			_exit(2);
+		}
+		_exit(read_ok(c3, 1, 0, 10000) ? 0 : 3);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	drop_cache(c, 1);
+	CU_ASSERT_EQUAL(bbc_attach(NULL, shmtest_job_id(1), &c2), BB_ENOENT);
+	CU_ASSERT_EQUAL(bbc_unlink(NULL, shmtest_job_id(1)), BB_ENOENT);
+}
+
+static void test_attach_rejects_garbage(void)
+{
+	char path[256];
+	struct bbc_cache *c = NULL;
+
+	bbc_segment_path(NULL, shmtest_job_id(2), path, sizeof(path));
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	CU_ASSERT_FATAL(fd >= 0);
+	char junk[8192];
+	memset(junk, 0x5a, sizeof(junk));
+	CU_ASSERT_EQUAL(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	close(fd);
+	CU_ASSERT_EQUAL(bbc_attach(NULL, shmtest_job_id(2), &c), BB_EBADSEG);
+	truncate(path, 10);
+	CU_ASSERT_EQUAL(bbc_attach(NULL, shmtest_job_id(2), &c), BB_EBADSEG);
+	unlink(path);
+
+	/* A segment whose format word differs (another layout) is refused. */
+	c = make_cache(2, 4 << 20, 1, BBC_NUMA_LOCAL);
+	uint32_t format = c->hdr->format ^ 0x10000;
+	bbc_detach(c);
+	fd = open(path, O_RDWR);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(pwrite(fd, &format, 4, offsetof(struct bbc_header, format)), 4);
+	CU_ASSERT_EQUAL(bbc_attach(NULL, shmtest_job_id(2), &c), BB_EBADSEG);
+	format ^= 0x10000;
+	CU_ASSERT_EQUAL(pwrite(fd, &format, 4, offsetof(struct bbc_header, format)), 4);
+	close(fd);
+	CU_ASSERT_EQUAL_FATAL(bbc_attach(NULL, shmtest_job_id(2), &c), BB_OK);
+	drop_cache(c, 2);
+}
+
+static void test_fill_and_read(void)
+{
+	struct bbc_cache *c = make_cache(3, 8 << 20, 1, BBC_NUMA_LOCAL);
+	char buf[200000];
+	struct bbc_ref ref;
+
+	CU_ASSERT_EQUAL(bbc_read(c, 7, 0, 0, buf, sizeof(buf)), -BB_ENOENT);
+	CU_ASSERT_EQUAL(put_block(c, 7, 0, 4096), BB_OK);
+	CU_ASSERT_EQUAL(put_block(c, 7, 1, 100 * 1024), BB_OK);
+	CU_ASSERT_EQUAL(put_block(c, 8, 0, 1), BB_OK);
+	CU_ASSERT(read_ok(c, 7, 0, 4096));
+	CU_ASSERT(read_ok(c, 7, 1, 100 * 1024));
+	CU_ASSERT(read_ok(c, 8, 0, 1));
+	/* Offsets and short reads. */
+	CU_ASSERT_EQUAL(bbc_read(c, 7, 1, 8000, buf, 1000), 1000);
+	CU_ASSERT(shmtest_check(buf, 7, 1, 8000, 1000));
+	CU_ASSERT_EQUAL(bbc_read(c, 7, 1, 100 * 1024 - 16, buf, 1000), 16);
+	CU_ASSERT(shmtest_check(buf, 7, 1, 100 * 1024 - 16, 16));
+	CU_ASSERT_EQUAL(bbc_read(c, 7, 1, 100 * 1024, buf, 1000), 0);
+	CU_ASSERT_EQUAL(bbc_read(c, 7, 2, 0, buf, 1000), -BB_ENOENT);
+
+	/* A second get is a hit, not a fill. */
+	CU_ASSERT_EQUAL(bbc_get(c, 7, 0, 4096, -1, 0, 0, &ref), BB_OK);
+	CU_ASSERT_EQUAL(ref.filling, 0);
+	CU_ASSERT(shmtest_check(ref.data, 7, 0, 0, 4096));
+	bbc_unpin(c, &ref);
+	CU_ASSERT_EQUAL(bbc_get(c, 9, 0, 16, -1, BBC_NOFILL, 0, &ref), BB_ENOENT);
+	CU_ASSERT_EQUAL(bbc_get(c, 9, 0, 0, -1, 0, 0, &ref), BB_EINVAL);
+	CU_ASSERT_EQUAL(bbc_get(c, 9, 0, BBC_MAX_EXTENT + 1, -1, 0, 0, &ref), BB_EINVAL);
+
+	/* A block as large as the arena allows (64 MiB needs a bigger cache). */
+	CU_ASSERT_EQUAL(bbc_get(c, 10, 0, 16 << 20, -1, 0, 0, &ref), BB_ETOOBIG);
+
+	struct bbc_stats st;
+	bbc_get_stats(c, &st);
+	CU_ASSERT_EQUAL(st.fills, 3);
+	CU_ASSERT(st.hits >= 7);
+	CU_ASSERT_EQUAL(st.entries_used, 3);
+	CU_ASSERT_EQUAL(st.bytes_used, 4096 + 128 * 1024 + 4096);
+	drop_cache(c, 3);
+}
+
+static void test_fill_abort(void)
+{
+	struct bbc_cache *c = make_cache(4, 4 << 20, 1, BBC_NUMA_LOCAL);
+	struct bbc_ref ref;
+
+	CU_ASSERT_EQUAL(bbc_get(c, 1, 1, 5000, -1, 0, 0, &ref), BB_OK);
+	CU_ASSERT_EQUAL(ref.filling, 1);
+	CU_ASSERT_EQUAL(bbc_fill_abort(c, &ref, BB_ESTALE), BB_OK);
+	char buf[16];
+	CU_ASSERT_EQUAL(bbc_read(c, 1, 1, 0, buf, 16), -BB_ENOENT);
+	/* A new get refills it. */
+	CU_ASSERT_EQUAL(put_block(c, 1, 1, 5000), BB_OK);
+	CU_ASSERT(read_ok(c, 1, 1, 5000));
+	drop_cache(c, 4);
+}
+
+/* A waiter of a fill that fails gets the filler's error. */
+static void test_waiter_gets_fill_error(void)
+{
+	struct bbc_cache *c = make_cache(5, 4 << 20, 1, BBC_NUMA_LOCAL);
+	struct bbc_ref ref;
+	int pfd[2];
+
+	CU_ASSERT_FATAL(pipe(pfd) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct bbc_ref r;
+		char x = 0;
+		if (bbc_get(c, 2, 0, 8192, -1, 0, 0, &r) != BB_OK || !r.filling)
+			_exit(2);
+		(void)!write(pfd[1], &x, 1);
+		usleep(200 * 1000);
+		bbc_fill_abort(c, &r, BB_ESTALE);
+		_exit(0);
+	}
+	char x;
+	CU_ASSERT_EQUAL(read(pfd[0], &x, 1), 1);
+	CU_ASSERT_EQUAL(bbc_get(c, 2, 0, 8192, -1, BBC_NOWAIT, 0, &ref), BB_EAGAIN);
+	CU_ASSERT_EQUAL(bbc_get(c, 2, 0, 8192, -1, 0, 5000, &ref), BB_ESTALE);
+	int status;
+	waitpid(pid, &status, 0);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	drop_cache(c, 5);
+}
+
+/* Single flight: many processes ask for one block; one fills, all get it. */
+static void test_single_flight(void)
+{
+	struct bbc_cache *c = make_cache(6, 8 << 20, 1, BBC_NUMA_LOCAL);
+	enum { N = 6 };
+	pid_t pids[N];
+
+	for (int i = 0; i < N; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			struct bbc_ref r;
+			int filled = 0;
+			for (uint64_t b = 0; b < 50; b++) {
+				if (bbc_get(c, 3, b, 65536, -1, 0, 10000, &r) != BB_OK)
+					_exit(10);
+				if (r.filling) {
+					filled++;
+					usleep(1000); /* keep others waiting */
+					shmtest_fill(r.data, 3, b, 65536);
+					if (bbc_fill_commit(c, &r) != BB_OK)
+						_exit(11);
+				}
+				if (!shmtest_check(r.data, 3, b, 0, 65536))
+					_exit(12);
+				bbc_unpin(c, &r);
+			}
+			_exit(0);
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		int status;
+		waitpid(pids[i], &status, 0);
+		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	struct bbc_stats st;
+	bbc_get_stats(c, &st);
+	CU_ASSERT_EQUAL(st.fills, 50); /* each block fetched exactly once */
+	CU_ASSERT_EQUAL(st.hits + st.fills, N * 50);
+	drop_cache(c, 6);
+}
+
+/* The filler dies mid-fill: one waiter takes it over. */
+static void test_filler_dies(void)
+{
+	struct bbc_cache *c = make_cache(7, 4 << 20, 1, BBC_NUMA_LOCAL);
+	struct bbc_ref ref;
+	int pfd[2];
+
+	CU_ASSERT_FATAL(pipe(pfd) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct bbc_ref r;
+		char x = 0;
+		if (bbc_get(c, 4, 0, 30000, -1, 0, 0, &r) != BB_OK || !r.filling)
+			_exit(2);
+		memset(r.data, 0xee, 1000); /* half-written garbage */
+		(void)!write(pfd[1], &x, 1);
+		pause();
+		_exit(0);
+	}
+	char x;
+	CU_ASSERT_EQUAL(read(pfd[0], &x, 1), 1);
+	char buf[64];
+	CU_ASSERT_EQUAL(bbc_read(c, 4, 0, 0, buf, sizeof(buf)), -BB_ENOENT);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	CU_ASSERT_EQUAL(bbc_get(c, 4, 0, 30000, -1, 0, 5000, &ref), BB_OK);
+	CU_ASSERT_EQUAL(ref.filling, 1);
+	shmtest_fill(ref.data, 4, 0, 30000);
+	CU_ASSERT_EQUAL(bbc_fill_commit(c, &ref), BB_OK);
+	bbc_unpin(c, &ref);
+	CU_ASSERT(read_ok(c, 4, 0, 30000));
+	struct bbc_stats st;
+	bbc_get_stats(c, &st);
+	CU_ASSERT_EQUAL(st.takeovers, 1);
+	CU_ASSERT(st.audits >= 1);
+	close(pfd[0]);
+	close(pfd[1]);
+	drop_cache(c, 7);
+}
+
+/* A reader dies holding a pin: an audit releases it. */
+static void test_reader_dies_with_pin(void)
+{
+	struct bbc_cache *c = make_cache(8, 4 << 20, 1, BBC_NUMA_LOCAL);
+	int pfd[2];
+
+	CU_ASSERT_EQUAL(put_block(c, 5, 0, 4096), BB_OK);
+	CU_ASSERT_FATAL(pipe(pfd) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct bbc_ref r;
+		char x = 0;
+		if (bbc_pin(c, 5, 0, &r) != BB_OK)
+			_exit(2);
+		(void)!write(pfd[1], &x, 1);
+		pause();
+		_exit(0);
+	}
+	char x;
+	CU_ASSERT_EQUAL(read(pfd[0], &x, 1), 1);
+	CU_ASSERT_EQUAL(bbc_evict(c, 5, 0), BB_EBUSY); /* pinned by a live process */
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	CU_ASSERT_EQUAL(bbc_audit(c), BB_OK);
+	CU_ASSERT_EQUAL(bbc_evict(c, 5, 0), BB_OK);
+	struct bbc_stats st;
+	bbc_get_stats(c, &st);
+	CU_ASSERT_EQUAL(st.entries_used, 0);
+	CU_ASSERT_EQUAL(st.bytes_used, 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	drop_cache(c, 8);
+}
+
+/* A process dies holding each kind of lock, mid-change: the next locker
+ * repairs and everything keeps working with the right bytes. */
+static void die_holding(struct bbc_cache *c, struct bbc_lock *l, void (*mess)(struct bbc_cache *))
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		pthread_mutex_lock(&l->m);
+		if (mess)
+			mess(c);
+		raise(SIGKILL);
+	}
+	waitpid(pid, NULL, 0);
+}
+
+static void mess_stripe(struct bbc_cache *c)
+{
+	/* Half an eviction: gen odd, state EVICTING, still in the chain. */
+	uint32_t b = bbc_bucket_of(c, 6, 0);
+	uint32_t idx = atomic_load(&c->buckets[b]);
+	struct bbc_entry *e = bbc_entry_at(c, idx);
+	if (bbc_register(c) != BB_OK)
+		_exit(2);
+	bbc_gen_begin(e);
+	e->owner = (uint32_t)c->my_slot + 1;
+	atomic_store(&e->state, BBC_ST_EVICTING);
+}
+
+static void mess_arena(struct bbc_cache *c)
+{
+	/* Scribble over the free lists. */
+	memset(c->hdr->arenas[0].free_head, 0x7f, sizeof(c->hdr->arenas[0].free_head));
+}
+
+static void mess_slots(struct bbc_cache *c)
+{
+	c->hdr->free_entry = 0;
+}
+
+static void test_lock_holder_dies(void)
+{
+	struct bbc_cache *c = make_cache(9, 4 << 20, 1, BBC_NUMA_LOCAL);
+
+	for (uint64_t b = 0; b < 20; b++)
+		CU_ASSERT_EQUAL(put_block(c, 6, b, 8192), BB_OK);
+	uint32_t s = bbc_stripe_of_bucket(c, bbc_bucket_of(c, 6, 0));
+	die_holding(c, &c->stripes[s], mess_stripe);
+	/* The half-evicted block is a miss (never torn bytes); others read. */
+	char buf[8192];
+	long n = bbc_read(c, 6, 0, 0, buf, sizeof(buf));
+	CU_ASSERT(n == -BB_ENOENT || (n == 8192 && shmtest_check(buf, 6, 0, 0, 8192)));
+	CU_ASSERT_EQUAL(put_block(c, 6, 0, 8192), BB_OK); /* repairs, refills */
+	CU_ASSERT(read_ok(c, 6, 0, 8192));
+	CU_ASSERT_EQUAL(c->stripes[s].repairs, 1);
+
+	die_holding(c, &c->hdr->arenas[0].lock, mess_arena);
+	CU_ASSERT_EQUAL(put_block(c, 6, 100, 8192), BB_OK);
+	for (uint64_t b = 1; b < 20; b++)
+		CU_ASSERT(read_ok(c, 6, b, 8192));
+	CU_ASSERT(read_ok(c, 6, 100, 8192));
+
+	die_holding(c, &c->hdr->slots_lock, mess_slots);
+	CU_ASSERT_EQUAL(put_block(c, 6, 101, 8192), BB_OK);
+	CU_ASSERT(read_ok(c, 6, 101, 8192));
+
+	/* The rebuilt arena accounts for exactly the live extents. */
+	CU_ASSERT_EQUAL(bbc_audit(c), BB_OK);
+	for (uint64_t b = 0; b < 20; b++)
+		bbc_evict(c, 6, b);
+	bbc_evict(c, 6, 100);
+	bbc_evict(c, 6, 101);
+	struct bbc_stats st;
+	bbc_get_stats(c, &st);
+	CU_ASSERT_EQUAL(st.bytes_used, 0);
+	CU_ASSERT_EQUAL(st.entries_used, 0);
+	CU_ASSERT(st.repairs >= 3);
+	/* All memory is free again: the largest extent the arena holds fits. */
+	struct bbc_ref ref;
+	CU_ASSERT_EQUAL(bbc_get(c, 7, 0, 2 << 20, -1, 0, 0, &ref), BB_OK);
+	bbc_fill_abort(c, &ref, BB_EFILL);
+	drop_cache(c, 9);
+}
+
+/* CLOCK eviction keeps the byte limit, skips pinned and referenced blocks,
+ * and never hands out wrong bytes. */
+static void test_eviction(void)
+{
+	struct bbc_cache *c = make_cache(10, 1 << 20, 1, BBC_NUMA_LOCAL);
+	struct bbc_ref held;
+
+	CU_ASSERT_EQUAL(put_block(c, 1, 0, 65536), BB_OK);
+	CU_ASSERT_EQUAL(bbc_set_pinned(c, 1, 0, 1), BB_OK);
+	CU_ASSERT_EQUAL(put_block(c, 1, 1, 65536), BB_OK);
+	CU_ASSERT_EQUAL(bbc_pin(c, 1, 1, &held), BB_OK);
+	for (uint64_t b = 0; b < 400; b++)
+		CU_ASSERT_EQUAL(put_block(c, 2, b, 12000), BB_OK);
+	struct bbc_stats st;
+	bbc_get_stats(c, &st);
+	CU_ASSERT(st.evictions > 300);
+	CU_ASSERT(st.bytes_used <= st.bytes_total);
+	CU_ASSERT(read_ok(c, 1, 0, 65536)); /* pinned survived */
+	CU_ASSERT(shmtest_check(held.data, 1, 1, 0, 65536)); /* referenced survived */
+	int present = 0;
+	for (uint64_t b = 0; b < 400; b++) {
+		char buf[12000];
+		long n = bbc_read(c, 2, b, 0, buf, sizeof(buf));
+		if (n >= 0) {
+			CU_ASSERT(n == 12000 && shmtest_check(buf, 2, b, 0, 12000));
+			present++;
+		}
+	}
+	CU_ASSERT(present > 20 && present < 400);
+	bbc_unpin(c, &held);
+	CU_ASSERT_EQUAL(bbc_set_pinned(c, 1, 0, 0), BB_OK);
+	/* A block larger than the whole cache is a clean ENOSPC. */
+	struct bbc_ref ref;
+	CU_ASSERT_EQUAL(bbc_get(c, 3, 0, 2 << 20, -1, 0, 0, &ref), BB_ETOOBIG);
+	drop_cache(c, 10);
+}
+
+/* Entry slots, not bytes, run out first with many tiny blocks. */
+static void test_slot_eviction(void)
+{
+	struct bbc_params p = {0};
+	struct bbc_cache *c = NULL;
+
+	p.job_id = shmtest_job_id(11);
+	p.byte_limit = 16 << 20;
+	p.n_entries = 1024;
+	p.owner = (uid_t)-1;
+	CU_ASSERT_EQUAL_FATAL(bbc_create(&p, &c), BB_OK);
+	for (uint64_t b = 0; b < 3000; b++)
+		CU_ASSERT_EQUAL(put_block(c, 1, b, 100), BB_OK);
+	CU_ASSERT(read_ok(c, 1, 2999, 100));
+	struct bbc_stats st;
+	bbc_get_stats(c, &st);
+	CU_ASSERT(st.entries_used <= 1024);
+	CU_ASSERT(st.evictions >= 3000 - 1024);
+	drop_cache(c, 11);
+}
+
+static void test_large_blocks(void)
+{
+	struct bbc_cache *c = make_cache(12, 160 << 20, 1, BBC_NUMA_LOCAL);
+	struct bbc_ref ref;
+	char *buf = malloc(BBC_MAX_EXTENT);
+
+	CU_ASSERT_EQUAL(put_block(c, 1, 0, BBC_MAX_EXTENT), BB_OK);
+	CU_ASSERT_EQUAL(bbc_read(c, 1, 0, 0, buf, BBC_MAX_EXTENT), BBC_MAX_EXTENT);
+	CU_ASSERT(shmtest_check(buf, 1, 0, 0, BBC_MAX_EXTENT));
+	CU_ASSERT_EQUAL(put_block(c, 1, 1, BBC_MAX_EXTENT - 5), BB_OK);
+	/* A third 64 MiB block fits only by evicting one of the first two. */
+	CU_ASSERT_EQUAL(put_block(c, 1, 2, BBC_MAX_EXTENT), BB_OK);
+	CU_ASSERT_EQUAL(bbc_read(c, 1, 2, 0, buf, BBC_MAX_EXTENT), BBC_MAX_EXTENT);
+	CU_ASSERT(shmtest_check(buf, 1, 2, 0, BBC_MAX_EXTENT));
+	CU_ASSERT_EQUAL(bbc_get(c, 1, 3, BBC_MAX_EXTENT + 1, -1, 0, 0, &ref), BB_EINVAL);
+	free(buf);
+	drop_cache(c, 12);
+}
+
+static void test_numa_local_and_interleave(void)
+{
+	for (int arenas = 2; arenas <= 4; arenas += 2) {
+		struct bbc_cache *c = make_cache(13, 8 << 20, arenas, BBC_NUMA_LOCAL);
+		CU_ASSERT_EQUAL(bbc_n_arenas(c), (uint32_t)arenas);
+		for (int a = 0; a < arenas; a++) {
+			bbc_test_set_arena(a);
+			CU_ASSERT_EQUAL(bbc_current_arena(c), a);
+			CU_ASSERT_EQUAL(put_block(c, 1, (uint64_t)a, 4096), BB_OK);
+			CU_ASSERT_EQUAL(bbc_block_arena(c, 1, (uint64_t)a), a);
+		}
+		/* Readers on every arena see every block. */
+		for (int r = 0; r < arenas; r++) {
+			bbc_test_set_arena(r);
+			for (int a = 0; a < arenas; a++)
+				CU_ASSERT(read_ok(c, 1, (uint64_t)a, 4096));
+		}
+		bbc_test_set_arena(-1);
+		struct bbc_stats st;
+		bbc_get_stats(c, &st);
+		for (int a = 0; a < arenas; a++)
+			CU_ASSERT_EQUAL(st.arena_used[a], 4096);
+		drop_cache(c, 13);
+
+		c = make_cache(14, 8 << 20, arenas, BBC_NUMA_INTERLEAVE);
+		bbc_test_set_arena(0);
+		for (uint64_t b = 0; b < 400; b++)
+			CU_ASSERT_EQUAL(put_block(c, 2, b, 4096), BB_OK);
+		bbc_test_set_arena(-1);
+		bbc_get_stats(c, &st);
+		for (int a = 0; a < arenas; a++) {
+			CU_ASSERT(st.arena_used[a] > (uint64_t)(400 * 4096 / arenas / 2));
+		}
+		drop_cache(c, 14);
+	}
+}
+
+static void test_numa_replicate(void)
+{
+	struct bbc_cache *c = make_cache(15, 8 << 20, 4, BBC_NUMA_REPLICATE);
+	char buf[4096];
+
+	bbc_test_set_arena(0);
+	CU_ASSERT_EQUAL(put_block(c, 1, 0, 4096), BB_OK);
+	CU_ASSERT_EQUAL(bbc_block_arena(c, 1, 0), 0);
+	bbc_test_set_arena(2);
+	CU_ASSERT_EQUAL(bbc_block_arena(c, 1, 0), 0); /* remote, no copy yet */
+	for (int i = 0; i < BBC_REPLICATE_AFTER + 1; i++) {
+		CU_ASSERT_EQUAL(bbc_read(c, 1, 0, 0, buf, sizeof(buf)), 4096);
+		CU_ASSERT(shmtest_check(buf, 1, 0, 0, 4096));
+	}
+	CU_ASSERT_EQUAL(bbc_block_arena(c, 1, 0), 2); /* hot: now a local copy */
+	bbc_test_set_arena(0);
+	CU_ASSERT_EQUAL(bbc_block_arena(c, 1, 0), 0);
+	bbc_test_set_arena(3);
+	CU_ASSERT(read_ok(c, 1, 0, 4096)); /* the hint is per block: copy at once */
+	CU_ASSERT_EQUAL(bbc_block_arena(c, 1, 0), 3);
+	struct bbc_stats st;
+	bbc_get_stats(c, &st);
+	CU_ASSERT_EQUAL(st.replicas, 2);
+	CU_ASSERT_EQUAL(st.arena_used[1], 0);
+	CU_ASSERT_EQUAL(st.arena_used[2], 4096);
+	CU_ASSERT_EQUAL(st.arena_used[3], 4096);
+	/* Evicting the block drops its copies too. */
+	CU_ASSERT_EQUAL(bbc_evict(c, 1, 0), BB_OK);
+	CU_ASSERT_EQUAL(bbc_read(c, 1, 0, 0, buf, sizeof(buf)), -BB_ENOENT);
+	bbc_get_stats(c, &st);
+	CU_ASSERT_EQUAL(st.bytes_used, 0);
+	bbc_test_set_arena(-1);
+	drop_cache(c, 15);
+}
+
+/* The real topology of this machine: each arena's pages are on its node. */
+static void test_real_topology_binding(void)
+{
+	struct bbc_topology t;
+	struct bbc_params p = {0};
+	struct bbc_cache *c = NULL;
+	int nodes[BBC_MAX_ARENAS];
+
+	unsetenv("BBCACHE_FAKE_NUMA");
+	CU_ASSERT_EQUAL(bbc_numa_topology(&t), BB_OK);
+	CU_ASSERT(t.n_nodes >= 1);
+	p.job_id = shmtest_job_id(16);
+	p.byte_limit = 8 << 20;
+	p.topo = &t;
+	p.owner = (uid_t)-1;
+	CU_ASSERT_EQUAL_FATAL(bbc_create(&p, &c), BB_OK);
+	CU_ASSERT_EQUAL(bbc_numa_arena_nodes(c, nodes), BB_OK);
+	for (int a = 0; a < t.n_nodes; a++)
+		if (t.node_id[a] >= 0)
+			CU_ASSERT_EQUAL(nodes[a], t.node_id[a]);
+	drop_cache(c, 16);
+}
+
+/* A forked child (a DataLoader worker) reads and fills through the
+ * parent's attachment, with its own client slot. */
+static void test_fork_child(void)
+{
+	struct bbc_cache *c = make_cache(17, 4 << 20, 1, BBC_NUMA_LOCAL);
+	struct bbc_ref parent_ref;
+
+	CU_ASSERT_EQUAL(put_block(c, 1, 0, 4096), BB_OK);
+	CU_ASSERT_EQUAL(bbc_pin(c, 1, 0, &parent_ref), BB_OK);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct bbc_ref r = parent_ref;
+		if (!read_ok(c, 1, 0, 4096))
+			_exit(2);
+		if (put_block(c, 1, 1, 4096) != BB_OK)
+			_exit(3);
+		if (c->my_slot == (int)parent_ref.client)
+			_exit(4);
+		bbc_unpin(c, &r); /* the parent's pin: not ours to drop */
+		_exit(0);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT(read_ok(c, 1, 1, 4096));
+	CU_ASSERT_EQUAL(bbc_evict(c, 1, 0), BB_EBUSY); /* still pinned by us */
+	bbc_unpin(c, &parent_ref);
+	CU_ASSERT_EQUAL(bbc_evict(c, 1, 0), BB_OK);
+	drop_cache(c, 17);
+}
+
+SHMTEST_MAIN("shmcache",
+	     {"segment lifecycle", test_segment_lifecycle},
+	     {"attach rejects garbage", test_attach_rejects_garbage},
+	     {"fill and read", test_fill_and_read},
+	     {"fill abort", test_fill_abort},
+	     {"waiter gets the fill error", test_waiter_gets_fill_error},
+	     {"single flight", test_single_flight},
+	     {"filler dies", test_filler_dies},
+	     {"reader dies with a pin", test_reader_dies_with_pin},
+	     {"lock holders die", test_lock_holder_dies},
+	     {"eviction", test_eviction},
+	     {"slot eviction", test_slot_eviction},
+	     {"64 MiB blocks", test_large_blocks},
+	     {"numa local and interleave", test_numa_local_and_interleave},
+	     {"numa replicate", test_numa_replicate},
+	     {"real topology binding", test_real_topology_binding},
+	     {"fork child", test_fork_child})
