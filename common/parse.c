@@ -204,6 +204,10 @@ char *bb_format_size(uint64_t bytes, char *buf, size_t buflen)
 	}
 	/* rem < unit <= 2^60, so rem * 10 fits. */
 	tenths = (rem * 10 + unit / 2) / unit;
+	/* Rounding 15.95 EiB and up to "16.0 EiB" would print a value that
+	 * bb_parse_size() rejects as out of range: round down there. */
+	if (tenths == 10 && u == n_names - 1 && whole == 15)
+		tenths = 9;
 	if (tenths == 10) {
 		whole++;
 		tenths = 0;
