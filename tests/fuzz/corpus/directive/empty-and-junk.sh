@@ -1,0 +1,3 @@
+#BB
+#BB stage-in
+#BB stage_in =x
