@@ -132,6 +132,10 @@ int bbc_audit_reclaim(struct bbc_cache *c, int reclaim_slot)
 	for (uint32_t i = 0; i < h->n_entries; i++) {
 		struct bbc_entry *e = &c->entries[i];
 		uint32_t st = bbc_state(e);
+		/* With every stripe held no writer is inside a change: an odd
+		 * generation is a dead writer's, on an entry out of any chain. */
+		if (atomic_load(&e->gen) & 1)
+			atomic_fetch_add(&e->gen, 1);
 		/* NEW and EVICTING always name an owner; without one they
 		 * are orphans a repair cut out of a chain. */
 		int orphan = !e->owner && (st == BBC_ST_NEW || st == BBC_ST_EVICTING);
@@ -148,8 +152,6 @@ int bbc_audit_reclaim(struct bbc_cache *c, int reclaim_slot)
 		} else if (st == BBC_ST_NEW || st == BBC_ST_EVICTING) {
 			if (st == BBC_ST_EVICTING)
 				do_bbc_unlink(c, bbc_bucket_of(c, e->file_id, e->block), i + 1);
-			if (atomic_load(&e->gen) & 1)
-				atomic_fetch_add(&e->gen, 1);
 			to_free[nfree++] = i + 1;
 		}
 	}
