@@ -37,7 +37,7 @@ static const struct dir_def {
 			  KB(K_SOURCE) | KB(K_DESTINATION) | KB(K_TYPE)},
 	[DIR_STAGE_OUT] = {"stage_out", KB(K_SOURCE) | KB(K_DESTINATION) | KB(K_TYPE),
 			   KB(K_SOURCE) | KB(K_DESTINATION) | KB(K_TYPE)},
-	[DIR_CACHE] = {"cache", KB(K_SHM) | KB(K_NVME) | KB(K_NUMA), KB(K_SHM) | KB(K_NVME)},
+	[DIR_CACHE] = {"cache", KB(K_SHM) | KB(K_NVME) | KB(K_NUMA), 0},
 };
 
 #define N_DIRS (sizeof(dir_defs) / sizeof(dir_defs[0]))
@@ -472,10 +472,16 @@ static int parse_cache(struct dparser *dp)
 			  c->line);
 		goto out;
 	}
-	rc = parse_size_key(dp, K_SHM, &c->shm_bytes);
+	/* Either size may be left out (the site's default applies, as in
+	 * "#BB cache shm=8GiB"), but a cache line must size something. */
+	if (!dp->val[K_SHM] && !dp->val[K_NVME]) {
+		rc = fail(dp, BB_EPARSE, "cache: give shm=SIZE and/or nvme=SIZE");
+		goto out;
+	}
+	rc = dp->val[K_SHM] ? parse_size_key(dp, K_SHM, &c->shm_bytes) : BB_OK;
 	if (rc)
 		goto out;
-	rc = parse_size_key(dp, K_NVME, &c->nvme_bytes);
+	rc = dp->val[K_NVME] ? parse_size_key(dp, K_NVME, &c->nvme_bytes) : BB_OK;
 	if (rc)
 		goto out;
 	if (dp->val[K_NUMA] && bb_numa_parse(dp->val[K_NUMA], &c->numa)) {

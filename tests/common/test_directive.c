@@ -250,7 +250,13 @@ static void test_grammar_errors(void)
 		   "line 1: stage_in: missing required key 'type'");
 	expect_err("#BB stage_out source=$BB_JOB_DIR/x type=file\n", BB_EPARSE,
 		   "line 1: stage_out: missing required key 'destination'");
-	expect_err("#BB cache shm=1G\n", BB_EPARSE, "line 1: cache: missing required key 'nvme'");
+	struct bb_job_spec spec;
+	CU_ASSERT_EQUAL(parse("#BB cache shm=8GiB\n", &spec), BB_OK);
+	CU_ASSERT_EQUAL(spec.cache.shm_bytes, 8ULL << 30);
+	CU_ASSERT_EQUAL(spec.cache.nvme_bytes, 0);
+	bb_job_spec_free(&spec);
+	expect_err("#BB cache numa=local\n", BB_EPARSE,
+		   "line 1: cache: give shm=SIZE and/or nvme=SIZE");
 	expect_err("#BB stage_in source=s3://b/ source=s3://c/ destination=$BB_JOB_DIR/x type=file\n",
 		   BB_EPARSE, "line 1: duplicate key 'source'");
 	expect_err("#BB stage_in source=s3://b/ destination=$BB_JOB_DIR/x type=file type=file\n",
