@@ -95,6 +95,7 @@ int bbc_audit_reclaim(struct bbc_cache *c, int reclaim_slot)
 	uint32_t locked = 0;
 
 	dead = calloc(h->n_clients, 1);
+	/* (reclaim_slot may be our own slot: bbc_detach leaves this way.) */
 	if (!dead)
 		return BB_ENOMEM;
 	for (uint32_t i = 0; i < h->n_clients; i++) {
@@ -127,6 +128,8 @@ int bbc_audit_reclaim(struct bbc_cache *c, int reclaim_slot)
 			atomic_store(&refs[r], 0);
 		if ((int)i != reclaim_slot)
 			atomic_store(&cl->pid, 0);
+		if ((int)i == c->my_slot && (int)i == reclaim_slot)
+			cl->ref_hint = 0;
 	}
 	do_recount(c, -1, reclaim_slot);
 	for (uint32_t i = 0; i < h->n_entries; i++) {

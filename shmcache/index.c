@@ -259,7 +259,7 @@ long bbc_read(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint64_t of
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&found->gen, memory_order_relaxed) != gfound)
 			continue;
-		if (BB_UNLIKELY(data_off + elen > c->map_len))
+		if (BB_UNLIKELY(data_off >= c->map_len || elen > c->map_len - data_off))
 			continue;
 		size_t n = off >= elen ? 0 : (size_t)(elen - off) < len ? (size_t)(elen - off) : len;
 		memcpy(buf, c->base + data_off + off, n);

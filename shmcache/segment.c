@@ -502,6 +502,16 @@ int bbc_create(const struct bbc_params *p, struct bbc_cache **out)
 	atomic_thread_fence(memory_order_release);
 	h->magic = BBC_MAGIC;
 
+	/* Still our .init file?  A second creator that took us for dead
+	 * (between our open and our flock) may have replaced it. */
+	struct stat st_fd, st_name;
+	if (fstat(fd, &st_fd) < 0 || stat(tmp, &st_name) < 0 || st_fd.st_ino != st_name.st_ino ||
+	    st_fd.st_dev != st_name.st_dev) {
+		bb_error("%s was replaced while being initialised", tmp);
+		rc = BB_EBUSY;
+		linked = 1; /* not ours to unlink */
+		goto out;
+	}
 	if (link(tmp, path) < 0) {
 		rc = errno == EEXIST ? BB_EEXIST : BB_ESYS;
 		bb_error("cannot publish %s: %s", path, strerror(errno));
@@ -599,21 +609,10 @@ void bbc_detach(struct bbc_cache *c)
 	if (!c || !attached_release(c))
 		return;
 	if (c->my_slot >= 0 && c->my_pid == getpid()) {
-		struct bbc_client *cl = bbc_client_at(c, (uint32_t)c->my_slot);
-		_Atomic uint32_t *refs = bbc_client_refs(c, (uint32_t)c->my_slot);
-		for (uint32_t i = 0; i < c->hdr->refs_per_client; i++) {
-			uint32_t e = atomic_exchange(&refs[i], 0);
-			if (e)
-				atomic_fetch_sub(&bbc_entry_at(c, e)->refcnt, 1);
-		}
-		if (BBC_LOCK(c, &c->stripes[0], BBC_LK_STRIPE, 0) == BB_OK) {
-			uint64_t *d = (uint64_t *)&c->hdr->dead_st, *s = (uint64_t *)&cl->st;
-			for (size_t i = 0; i < sizeof(cl->st) / 8; i++)
-				d[i] += s[i];
-			bbc_unlock(&c->stripes[0]);
-		}
-		memset(&cl->st, 0, sizeof(cl->st));
-		atomic_store(&cl->pid, 0);
+		/* Leave as if dead, but now: our pins go, our unfinished fills
+		 * fail (their waiters refill), our statistics are kept. */
+		bbc_audit_reclaim(c, c->my_slot);
+		atomic_store(&bbc_client_at(c, (uint32_t)c->my_slot)->pid, 0);
 	}
 	munmap(c->hdr, c->map_len);
 	close(c->fd); /* drops our fcntl lock on the slot */

@@ -168,7 +168,7 @@ static void test_fill_and_read(void)
 	CU_ASSERT_EQUAL(bbc_get(c, 9, 0, 0, -1, 0, 0, &ref), BB_EINVAL);
 	CU_ASSERT_EQUAL(bbc_get(c, 9, 0, BBC_MAX_EXTENT + 1, -1, 0, 0, &ref), BB_EINVAL);
 
-	/* A block as large as the arena allows (64 MiB needs a bigger cache). */
+	/* A block larger than the arena is refused at once, nothing evicted. */
 	CU_ASSERT_EQUAL(bbc_get(c, 10, 0, 16 << 20, -1, 0, 0, &ref), BB_ETOOBIG);
 
 	struct bbc_stats st;
@@ -455,7 +455,7 @@ static void test_eviction(void)
 	CU_ASSERT(present > 20 && present < 400);
 	bbc_unpin(c, &held);
 	CU_ASSERT_EQUAL(bbc_set_pinned(c, 1, 0, 0), BB_OK);
-	/* A block larger than the whole cache is a clean ENOSPC. */
+	/* A block larger than the whole cache is a clean BB_ETOOBIG. */
 	struct bbc_ref ref;
 	CU_ASSERT_EQUAL(bbc_get(c, 3, 0, 2 << 20, -1, 0, 0, &ref), BB_ETOOBIG);
 	drop_cache(c, 10);
@@ -627,7 +627,48 @@ static void test_fork_child(void)
 	drop_cache(c, 17);
 }
 
+/* A process that detaches in the middle of a fill does not leave its
+ * waiters stuck: the fill fails as if it had died, and a waiter refills. */
+static void test_detach_during_fill(void)
+{
+	struct bbc_cache *c = make_cache(18, 4 << 20, 1, BBC_NUMA_LOCAL);
+	uint64_t job = shmtest_job_id(18);
+	int pfd[2];
+	struct bbc_ref ref;
+
+	CU_ASSERT_FATAL(pipe(pfd) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct bbc_ref r;
+		struct bbc_cache *c2;
+		char x = 0;
+		if (bbc_attach(NULL, job, &c2) != BB_OK ||
+		    bbc_get(c2, 9, 0, 4096, -1, 0, 0, &r) != BB_OK || !r.filling)
+			_exit(2);
+		(void)!write(pfd[1], &x, 1);
+		usleep(100 * 1000);
+		bbc_detach(c2); /* the inherited handle: users 2 -> 1 */
+		bbc_detach(c2); /* the last user: leaves */
+		pause();
+		_exit(0);
+	}
+	char x;
+	CU_ASSERT_EQUAL(read(pfd[0], &x, 1), 1);
+	CU_ASSERT_EQUAL(bbc_get(c, 9, 0, 4096, -1, 0, 5000, &ref), BB_OK);
+	CU_ASSERT_EQUAL(ref.filling, 1);
+	shmtest_fill(ref.data, 9, 0, 4096);
+	CU_ASSERT_EQUAL(bbc_fill_commit(c, &ref), BB_OK);
+	bbc_unpin(c, &ref);
+	CU_ASSERT(read_ok(c, 9, 0, 4096));
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	drop_cache(c, 18);
+}
+
 SHMTEST_MAIN("shmcache",
+	     {"detach during a fill", test_detach_during_fill},
 	     {"segment lifecycle", test_segment_lifecycle},
 	     {"attach rejects garbage", test_attach_rejects_garbage},
 	     {"fill and read", test_fill_and_read},
