@@ -152,11 +152,11 @@ void do_bbc_arena_rebuild(struct bbc_cache *c, uint32_t a)
 		struct bbc_entry *e = &c->entries[i];
 		if (e->data_off == BBC_OFF_NONE || e->arena != a)
 			continue;
+		/* An extent being allocated in another arena right now may still
+		 * carry our arena number: not ours, leave it alone. */
 		if (e->data_off < ar->data_off || e->data_off >= ar->data_off + ar->size ||
-		    e->order > BBC_MAX_ORDER) {
-			e->data_off = BBC_OFF_NONE; /* cannot be ours: forget it */
+		    e->order > BBC_MAX_ORDER)
 			continue;
-		}
 		uint64_t u = (e->data_off - ar->data_off) >> BBC_MIN_SHIFT;
 		uint64_t n = 1ULL << e->order;
 		if (u + n > ar->units)

@@ -163,9 +163,11 @@ unlock:
 		bbc_unlock(&c->stripes[--locked]);
 	for (uint32_t k = 0; k < nfree; k++)
 		bbc_entry_put(c, to_free[k]);
-	atomic_fetch_add(&h->audits, 1);
-	bb_info("job %llu: released what %u dead process(es) held", (unsigned long long)h->job_id,
-		ndead);
+	if (reclaim_slot < 0 || reclaim_slot != c->my_slot) {
+		atomic_fetch_add(&h->audits, 1);
+		bb_info("job %llu: released what %u dead process(es) held",
+			(unsigned long long)h->job_id, ndead);
+	}
 out:
 	free(to_free);
 	free(dead);

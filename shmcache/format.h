@@ -27,14 +27,17 @@
 
 #define BBC_MAGIC 0x3153484342434242ULL /* "BBCBHSH1" little-endian */
 #define BBC_FORMAT_VERSION 1u
-/* The format word: version in the high half, the sizes of the structs that
- * fix the layout in the low half, so a build with a different layout refuses
+/* The format word: version in the high half, a hash of the sizes of the
+ * structs that fix the layout in the low half, so a build with a different layout refuses
  * a segment even when someone forgot to bump the version. */
 #define BBC_FORMAT_WORD                                                             \
 	((BBC_FORMAT_VERSION << 16) |                                               \
-	 ((uint32_t)(sizeof(struct bbc_entry) + sizeof(struct bbc_header) / 64 +    \
-		     sizeof(struct bbc_arena) / 8 + sizeof(struct bbc_lock) / 8) &  \
-	  0xffffu))
+	 (uint32_t)(((((((uint64_t)sizeof(struct bbc_entry) * 131 +                 \
+			 sizeof(struct bbc_header)) * 131 +                         \
+			sizeof(struct bbc_arena)) * 131 +                           \
+		       sizeof(struct bbc_lock)) * 131 +                             \
+		      sizeof(struct bbc_client)) * 131 +                            \
+		     sizeof(struct bbc_unit)) % 65521))
 
 #define BBC_LINE 64
 #define BBC_ARENA_ALIGN (2u << 20)

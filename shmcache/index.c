@@ -207,8 +207,9 @@ void bbc_unpin(struct bbc_cache *c, struct bbc_ref *ref)
 
 static void maybe_replicate(struct bbc_cache *c, uint64_t file_id, uint64_t block, int me);
 
-long bbc_read(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint64_t off, void *buf,
-	      size_t len)
+/* The general lock-free read: replicas, collisions, retries, misses. */
+__attribute__((noinline)) static long read_slow(struct bbc_cache *c, uint64_t file_id,
+						uint64_t block, uint64_t off, void *buf, size_t len)
 {
 	uint32_t bucket = bbc_bucket_of(c, file_id, block);
 	int replicate = c->hdr->policy == BBC_NUMA_REPLICATE && c->hdr->n_arenas > 1;
@@ -268,10 +269,9 @@ long bbc_read(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint64_t of
 			continue; /* evicted under us: the copy may be torn */
 		if (!atomic_load_explicit(&found->clock, memory_order_relaxed))
 			atomic_store_explicit(&found->clock, 1, memory_order_relaxed);
-		if (BB_LIKELY(c->my_slot >= 0) || bbc_register(c) == BB_OK) {
-			struct bbc_client_stats *st = my_stats(c);
-			st->hits++;
-			st->bytes_read += n;
+		if (BB_LIKELY(c->st != NULL) || bbc_register(c) == BB_OK) {
+			c->st->hits++;
+			c->st->bytes_read += n;
 		}
 		if (BB_UNLIKELY(replicate) && found == prim &&
 		    atomic_fetch_add_explicit(&found->remote_hits, 1, memory_order_relaxed) + 1 >=
@@ -284,7 +284,54 @@ long bbc_read(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint64_t of
 	return -BB_ENOENT;
 }
 
-int bbc_pin(struct bbc_cache *c, uint64_t file_id, uint64_t block, struct bbc_ref *ref)
+/* The hit path: the block is the first entry of its chain, a primary, and
+ * READY (the common case: chains are about one entry long).  Anything else
+ * goes to read_slow, which walks the whole chain.  Reads are validated by
+ * the entry's generation before and after the copy, so a block evicted or
+ * replaced meanwhile is never returned. */
+long bbc_read(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint64_t off, void *buf,
+	      size_t len)
+{
+	struct bbc_client_stats *st = c->st;
+	if (BB_UNLIKELY(c->read_slow_only | !st))
+		return read_slow(c, file_id, block, off, buf, len);
+	uint32_t cur = atomic_load_explicit(&c->buckets[bbc_bucket_of(c, file_id, block)],
+					    memory_order_acquire);
+	if (BB_UNLIKELY(!cur))
+		return read_slow(c, file_id, block, off, buf, len);
+	struct bbc_entry *e = &c->entries[cur - 1];
+	uint32_t g = atomic_load_explicit(&e->gen, memory_order_acquire);
+	if (BB_UNLIKELY((g & 1) | (RELAXED(e->file_id) != file_id) | (RELAXED(e->block) != block) |
+			((atomic_load_explicit(&e->state, memory_order_relaxed) & BBC_ST_MASK) !=
+			 BBC_ST_READY)))
+		return read_slow(c, file_id, block, off, buf, len);
+	uint64_t data_off = RELAXED(e->data_off);
+	uint64_t elen = RELAXED(e->len);
+	atomic_thread_fence(memory_order_acquire);
+	/* With the generation unchanged, data_off is a live extent's (never
+	 * BBC_OFF_NONE); the bound is a second guard for a corrupt segment. */
+	if (BB_UNLIKELY(atomic_load_explicit(&e->gen, memory_order_relaxed) != g ||
+			data_off + elen > c->map_len))
+		return read_slow(c, file_id, block, off, buf, len);
+	size_t n = BB_LIKELY(off == 0 && len >= elen) ? elen
+		   : off >= elen			 ? 0
+		   : elen - off < len			 ? (size_t)(elen - off)
+							 : len;
+	/* Count before the copy so that only e, g and n live across memcpy; a
+	 * torn copy retried by read_slow then counts one hit twice. */
+	st->hits++;
+	st->bytes_read += n;
+	memcpy(buf, c->base + data_off + off, n);
+	atomic_thread_fence(memory_order_acquire);
+	if (BB_UNLIKELY(atomic_load_explicit(&e->gen, memory_order_relaxed) != g))
+		return read_slow(c, file_id, block, off, buf, len);
+	if (BB_UNLIKELY(!atomic_load_explicit(&e->clock, memory_order_relaxed)))
+		atomic_store_explicit(&e->clock, 1, memory_order_relaxed);
+	return (long)n;
+}
+
+/* Pin without counting a hit or a miss (internal readers). */
+static int pin_quiet(struct bbc_cache *c, uint64_t file_id, uint64_t block, struct bbc_ref *ref)
 {
 	uint32_t bucket = bbc_bucket_of(c, file_id, block);
 	uint32_t s = bbc_stripe_of_bucket(c, bucket);
@@ -304,6 +351,13 @@ int bbc_pin(struct bbc_cache *c, uint64_t file_id, uint64_t block, struct bbc_re
 		rc = BB_ENOENT;
 	}
 	bbc_unlock(&c->stripes[s]);
+	return rc;
+}
+
+int bbc_pin(struct bbc_cache *c, uint64_t file_id, uint64_t block, struct bbc_ref *ref)
+{
+	int rc = pin_quiet(c, file_id, block, ref);
+
 	if (rc == BB_OK)
 		my_stats(c)->hits++;
 	else if (rc == BB_ENOENT)
@@ -316,7 +370,7 @@ int bbc_block_arena(struct bbc_cache *c, uint64_t file_id, uint64_t block)
 	struct bbc_ref ref;
 	int a = -1;
 
-	if (bbc_pin(c, file_id, block, &ref) == BB_OK) {
+	if (pin_quiet(c, file_id, block, &ref) == BB_OK) {
 		a = bbc_entry_at(c, ref.entry)->arena;
 		bbc_unpin(c, &ref);
 	}
@@ -681,7 +735,7 @@ static void maybe_replicate(struct bbc_cache *c, uint64_t file_id, uint64_t bloc
 	struct bbc_ref src;
 	uint32_t spare = 0;
 
-	if (bbc_ensure_client(c) != BB_OK || bbc_pin(c, file_id, block, &src) != BB_OK)
+	if (pin_quiet(c, file_id, block, &src) != BB_OK)
 		return;
 	struct bbc_entry *pe = bbc_entry_at(c, src.entry);
 	if (pe->copy != 0 || pe->arena == me)

@@ -18,6 +18,8 @@ struct bbc_cache {
 	size_t map_len;
 	int fd;                 /* keeps the client fcntl lock alive */
 	int my_slot;            /* client slot, -1 until this process registers */
+	struct bbc_client_stats *st; /* my_slot's statistics; NULL with my_slot -1 */
+	int read_slow_only;     /* replicas may exist: bbc_read walks whole chains */
 	pid_t my_pid;
 	uint32_t n_buckets_mask, n_stripes_mask;
 	_Atomic uint32_t *buckets;

@@ -33,6 +33,7 @@ static void atfork_child(void)
 	pthread_mutex_init(&g_attached_lock, NULL);
 	for (struct bbc_cache *c = g_attached; c; c = c->next_attached) {
 		c->my_slot = -1;
+		c->st = NULL;
 		pthread_mutex_init(&c->reg_lock, NULL);
 	}
 }
@@ -247,6 +248,7 @@ int bbc_register(struct bbc_cache *c)
 		c->my_pid = getpid();
 		atomic_store(&cl->pid, (uint32_t)c->my_pid);
 		c->my_slot = (int)i;
+		c->st = &cl->st;
 		rc = BB_OK;
 		goto out;
 	}
@@ -317,6 +319,7 @@ static void cache_setup_views(struct bbc_cache *c)
 	c->buckets = (_Atomic uint32_t *)(c->base + c->hdr->off_buckets);
 	c->stripes = (struct bbc_lock *)(c->base + c->hdr->off_stripes);
 	c->entries = (struct bbc_entry *)(c->base + c->hdr->off_entries);
+	c->read_slow_only = c->hdr->policy == BBC_NUMA_REPLICATE && c->hdr->n_arenas > 1;
 }
 
 static struct bbc_cache *cache_new(void)
@@ -421,6 +424,10 @@ int bbc_create(const struct bbc_params *p, struct bbc_cache **out)
 
 	memset(&plan, 0, sizeof(plan));
 	seg_size = plan_layout(p, &plan, n_arenas, &arena_size);
+	/* Cheap early answer; link() below is what decides. */
+	struct stat st_old;
+	if (lstat(path, &st_old) == 0)
+		return BB_EEXIST;
 
 	rc = open_init_file(tmp, &fd);
 	if (rc != BB_OK) {
@@ -536,6 +543,34 @@ out:
 	return rc;
 }
 
+/* The stored counts and offsets describe regions inside the segment, in
+ * order, so no pointer computed from them can leave the mapping. */
+static int layout_ok(const struct bbc_header *h)
+{
+	uint64_t end = h->seg_size;
+
+	if (h->n_arenas < 1 || h->n_arenas > BBC_MAX_ARENAS || !h->n_buckets ||
+	    (h->n_buckets & (h->n_buckets - 1)) || !h->n_stripes ||
+	    (h->n_stripes & (h->n_stripes - 1)) || h->n_stripes > h->n_buckets ||
+	    h->n_entries < 1 || h->n_entries > (1u << 30) || h->n_clients < 1 ||
+	    h->client_size < sizeof(struct bbc_client) + (uint64_t)h->refs_per_client * 4)
+		return 0;
+	if (h->off_clients < sizeof(*h) ||
+	    h->off_stripes < h->off_clients + (uint64_t)h->n_clients * h->client_size ||
+	    h->off_buckets < h->off_stripes + (uint64_t)h->n_stripes * sizeof(struct bbc_lock) ||
+	    h->off_entries < h->off_buckets + (uint64_t)h->n_buckets * 4 ||
+	    h->off_entries + (uint64_t)h->n_entries * sizeof(struct bbc_entry) > end)
+		return 0;
+	for (uint32_t a = 0; a < h->n_arenas; a++) {
+		const struct bbc_arena *ar = &h->arenas[a];
+		if (ar->units != ar->size >> BBC_MIN_SHIFT || ar->data_off > end ||
+		    ar->size > end - ar->data_off || ar->unit_off > end ||
+		    ar->units * sizeof(struct bbc_unit) > end - ar->unit_off)
+			return 0;
+	}
+	return 1;
+}
+
 int bbc_attach(const char *dir, uint64_t job_id, struct bbc_cache **out)
 {
 	char path[PATH_MAX];
@@ -579,7 +614,7 @@ int bbc_attach(const char *dir, uint64_t job_id, struct bbc_cache **out)
 	h = map;
 	if (h->magic != BBC_MAGIC || h->format != BBC_FORMAT_WORD ||
 	    h->header_size != sizeof(*h) || h->seg_size != (uint64_t)st.st_size ||
-	    h->job_id != job_id || h->n_arenas < 1 || h->n_arenas > BBC_MAX_ARENAS) {
+	    h->job_id != job_id || !layout_ok(h)) {
 		bb_error("%s is not a bbcache segment of format %u for job %llu", path,
 			 BBC_FORMAT_VERSION, (unsigned long long)job_id);
 		rc = BB_EBADSEG;

@@ -69,7 +69,9 @@ struct bbc_ref {
 
 struct bbc_stats {
 	uint64_t hits, misses, fills, fill_waits, takeovers, failed_fills;
-	uint64_t evictions, replicas, enospc, audits, repairs;
+	uint64_t evictions, replicas, enospc;
+	uint64_t audits;  /* audits that found a dead process */
+	uint64_t repairs; /* locks repaired after their holder died */
 	uint64_t bytes_read;
 	uint64_t entries_used, entries_total;
 	uint64_t bytes_used, bytes_total; /* extent bytes allocated / arena bytes */
@@ -122,7 +124,8 @@ void bbc_unpin(struct bbc_cache *c, struct bbc_ref *ref);
  *  - FILLING by another process: waits up to timeout_ms (< 0: forever) for it.
  *    If that process dies, one waiter takes the fill over (ref->filling == 1).
  *    A fill that the filler aborts gives its error to those waiting.
- * node: the NUMA node to place a new extent on; -1: the caller's node. */
+ * node: the arena (index into the topology's nodes) to place a new extent
+ * in; -1: the arena of the caller's CPU.  Ignored with numa=interleave. */
 int bbc_get(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint32_t len, int node,
 	    int flags, int timeout_ms, struct bbc_ref *ref);
 int bbc_fill_commit(struct bbc_cache *c, struct bbc_ref *ref);
