@@ -1,7 +1,9 @@
 #!/bin/sh
 # Install every Debian 12 package bbcache needs to build and to run its whole
-# test suite. Idempotent: packages already present are left alone, and
-# apt-get is not called at all when nothing is missing.
+# test suite, plus the origin servers and peer clients of the origin tests and
+# benchmarks (tests/origins/, bench/). Idempotent and quick: packages already
+# present are left alone, apt-get is not called at all when nothing is
+# missing, and npm is not called when s3rver is already installed.
 #
 #   contrib/install-deps.sh          # as root
 #
@@ -16,27 +18,67 @@ BUILD="build-essential autoconf automake libtool pkg-config
 # valgrind for callgrind counts, python3 for the test helpers, util-linux
 # for mount/unshare in the /dev/shm-full tests.
 TEST="valgrind python3 util-linux procps strace"
+# Origin tests and benchmarks (tests/origins/, docs/testing.md): nginx as the
+# HTTP origin, awscli (the peer S3 client; it also ships the botocore that
+# tests/origins/faultsrv.py --sigv4-check verifies signatures with), rclone
+# and curl as peer clients, ca-certificates for npm.
+ORIGINS="nginx-light awscli rclone curl ca-certificates"
+
+# s3rver, the S3 test server, from the npm registry, at the fixed place
+# tests/origins/lib.sh looks for it. 3.7.1 is the last 3.x and runs on
+# Node 18 and 20 (with NODE_OPTIONS=--openssl-legacy-provider on 20).
+S3RVER_PREFIX=/opt/bbcache-test
+S3RVER_VERSION=3.7.1
+
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
 
 missing=""
-for p in $BUILD $TEST; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing="$missing $p"
-    fi
+for p in $BUILD $TEST $ORIGINS; do
+    case $p in
+    nginx-light)
+        # Any of Debian's nginx flavours will do.
+        if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then continue; fi ;;
+    esac
+    installed "$p" || missing="$missing $p"
 done
+# Node.js and npm: a machine may carry another build of Node.js (one that
+# bundles npm and conflicts with Debian's npm package); use it when present.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
-if [ -z "$missing" ]; then
+s3rver_ok() {
+    [ -f "$S3RVER_PREFIX/node_modules/s3rver/bin/s3rver.js" ] &&
+        grep -q "\"version\": *\"$S3RVER_VERSION\"" "$S3RVER_PREFIX/node_modules/s3rver/package.json" 2>/dev/null
+}
+
+if [ -z "$missing" ] && s3rver_ok; then
     echo "install-deps: all packages present"
     exit 0
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "install-deps: missing packages:$missing" >&2
+    [ -n "$missing" ] && echo "install-deps: missing packages:$missing" >&2
+    s3rver_ok || echo "install-deps: missing s3rver@$S3RVER_VERSION in $S3RVER_PREFIX" >&2
     echo "install-deps: run this script as root to install them" >&2
     exit 1
 fi
 
-echo "install-deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update
-# shellcheck disable=SC2086
-apt-get install -y --no-install-recommends $missing
+if [ -n "$missing" ]; then
+    echo "install-deps: installing:$missing"
+    # Wait for a dpkg lock held by another apt-get rather than failing.
+    apt-get -o DPkg::Lock::Timeout=600 update
+    # shellcheck disable=SC2086
+    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends $missing
+fi
+
+if ! s3rver_ok; then
+    echo "install-deps: installing s3rver@$S3RVER_VERSION into $S3RVER_PREFIX"
+    mkdir -p "$S3RVER_PREFIX"
+    npm install --prefix "$S3RVER_PREFIX" --no-audit --no-fund --loglevel=error \
+        "s3rver@$S3RVER_VERSION"
+    s3rver_ok || { echo "install-deps: s3rver did not install" >&2; exit 1; }
+fi
+echo "install-deps: done"
