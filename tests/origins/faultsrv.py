@@ -451,6 +451,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if raw_path.startswith("/__"):
             return self.control(raw_path, raw_query)
         gen = self.st.gen
+        self._sent = 0
         entry = {
             "t": round(time.time(), 3), "method": self.command, "path": raw_path,
             "query": raw_query, "range": self.headers.get("Range"),
@@ -503,9 +504,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.proxy(body, entry, fault)
         except Abort as e:
             log.info("%s %s: connection cut: %s", self.command, self.path, e)
+            entry["bytes"] = self._sent
             self.close_connection = True
         except (BrokenPipeError, ConnectionResetError, socket.timeout) as e:
             log.info("%s %s: peer went away: %s", self.command, self.path, e)
+            entry["bytes"] = self._sent
             self.close_connection = True
         finally:
             log.info("%s %s %s range=%s if-match=%s fault=%s bytes=%d",
@@ -626,12 +629,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 for i in range(0, len(chunk), piece):
                     self.wfile.write(chunk[i:i + piece])
                     sent += len(chunk[i:i + piece])
+                    self._sent = sent
                     ahead = sent / rate - (time.monotonic() - t0)
                     if ahead > 0:
                         time.sleep(ahead)
             else:
                 self.wfile.write(chunk)
                 sent += len(chunk)
+                self._sent = sent
             if rest:
                 break
         self.wfile.flush()
