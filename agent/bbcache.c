@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/cmd.h"
 #include "common/conf.h"
 #include "common/directive.h"
 #include "common/error.h"
@@ -47,12 +48,20 @@ static uint64_t xorshift(uint64_t *s)
 	return *s;
 }
 
-static void usage(FILE *f)
+void usage(FILE *f)
 {
-	fprintf(f, "usage: bbcache demo [--files N] [--max-size SIZE] [--shm SIZE] "
+	fprintf(f, "usage: bbcache stage-in SOURCE DEST [--type file|directory] [--verify etag|sha256|none]\n"
+		   "                [--include GLOB] [--exclude GLOB] [--jobs N] [--json] [--manifest PATH]\n"
+		   "                [--chunk SIZE] [--retries N] [--stall-timeout SEC] [--no-progress] [--conf FILE]\n"
+		   "       bbcache stage-out SRC DEST [--jobs N] [--json] [--chunk SIZE] [--include GLOB] [--exclude GLOB]\n"
+		   "       bbcache ls [--json] DEST|MANIFEST [PATH]\n"
+		   "       bbcache stat [--json] DEST|MANIFEST PATH\n"
+		   "       bbcache verify DEST\n"
+		   "       bbcache demo [--files N] [--max-size SIZE] [--shm SIZE] "
 		   "[--numa local|interleave|replicate] [--keep]\n"
 		   "       bbcache check-script [--job-id ID] [--user NAME] [--conf FILE] SCRIPT\n"
 		   "       bbcache --help | --version\n"
+		   "SOURCE/DEST: s3://bucket/prefix/, http(s)://host/path, file:///path or /path.\n"
 		   "See bbcache(1).\n");
 }
 
@@ -371,6 +380,16 @@ int main(int argc, char **argv)
 		return cmd_demo(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "check-script"))
 		return cmd_check_script(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "stage-in"))
+		return cmd_stage_in(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "stage-out"))
+		return cmd_stage_out(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ls"))
+		return cmd_ls(argc - 1, argv + 1, 0);
+	if (!strcmp(argv[1], "stat"))
+		return cmd_ls(argc - 1, argv + 1, 1);
+	if (!strcmp(argv[1], "verify"))
+		return cmd_verify(argc - 1, argv + 1);
 	fprintf(stderr, "bbcache: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -18,8 +18,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 build_dir=${BUILD_DIR:-$top}
 clang=${CLANG:-clang}
-targets=${FUZZ_TARGETS:-directive conf}
-sources="common/directive.c common/conf.c common/parse.c common/error.c common/log.c"
+targets=${FUZZ_TARGETS:-directive conf manifest s3xml}
+sources="common/directive.c common/conf.c common/parse.c common/error.c common/log.c common/hrw.c stage/manifest.c stage/s3xml.c"
 
 case $seconds in
 ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
@@ -53,7 +53,7 @@ for t in $targets; do
 	# shellcheck disable=SC2086
 	if ! "$clang" -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=all -fno-omit-frame-pointer \
-		-I"$inc_config" -I"$top" -o "$bin" "$here/fuzz_$t.c" $srcs \
+		-I"$inc_config" -I"$top" -o "$bin" "$here/fuzz_$t.c" $srcs -lexpat \
 		>"$log" 2>&1; then
 		cat "$log" >&2
 		summary="$summary

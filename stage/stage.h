@@ -1,0 +1,50 @@
+/* Stage-in and stage-out drivers: list a source into a manifest (the job's
+ * snapshot), move the bytes through the transfer engine (or POSIX reads),
+ * verify, and give each file its final name only when it is complete. */
+#ifndef BB_STAGE_STAGE_H
+#define BB_STAGE_STAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/directive.h"
+
+struct bb_conf;
+
+struct bb_stage_opts {
+	const char *source;         /* URL or path */
+	const char *dest;           /* URL or path */
+	int type;                   /* BB_STAGE_FILE / BB_STAGE_DIRECTORY; -1: from the URL (a trailing / is a directory) */
+	enum bb_verify verify;
+	const char *include, *exclude;
+	int jobs;                   /* transfers in flight; 0: 32 */
+	int json;                   /* one JSON object per event on stdout */
+	int progress;               /* a progress line on stderr (when a terminal) */
+	const char *manifest;       /* where to write the manifest; NULL: next to dest */
+	const struct bb_conf *conf; /* site policy (allowed origins, endpoint, credentials) */
+	uint64_t chunk;             /* ranged GET / multipart part size; 0: 8 MiB / 64 MiB */
+	int max_attempts;           /* per request; 0: engine default */
+	int stall_timeout_s;        /* 0: engine default */
+	int no_verify_tls;          /* --no-verify-tls */
+};
+
+struct bb_stage_summary {
+	uint64_t files, bytes;       /* moved by this run */
+	uint64_t skipped, skipped_bytes; /* already there and complete (resume) */
+	uint64_t failed;
+	uint64_t total_files, total_bytes; /* in the manifest */
+	uint64_t requests, retries;
+	double seconds;
+	char manifest[4096];
+	char first_error[1024];
+};
+
+int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char *err,
+		size_t errlen);
+int bb_stage_out(const struct bb_stage_opts *o, struct bb_stage_summary *s, char *err,
+		 size_t errlen);
+/* The default manifest path for a destination: DIR/.bbcache/NAME.manifest
+ * beside it (never inside the dataset, where training code would see it). */
+int bb_stage_manifest_path(const char *dest, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,557 @@
+/* Stage-in: list the source into a manifest, then move every file through
+ * the engine (http, s3) or POSIX reads (file), verify it, and rename it into
+ * place.  A file exists under its final name only when complete and
+ * verified; an interrupted stage-in resumes by skipping those. */
+#include "config.h"
+
+#define BB_LOG_COMPONENT "stage-in"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/conf.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "stage/manifest.h"
+#include "stage/origin.h"
+#include "stage/stage.h"
+#include "stage/stage_util.h"
+
+#define SMALL_CHUNK (8u << 20)
+
+struct file_job {
+	struct stage_run *run;
+	uint32_t idx;             /* manifest entry */
+	char final[PATH_MAX];
+	char tmp[PATH_MAX];
+	char url[8192];
+	int fd;
+	uint32_t parts_left;
+	int failed;
+	int rc;
+	char err[600];
+	EVP_MD_CTX *md5;          /* streaming digest (single-request files) */
+	int md5_ok;               /* the digest saw every byte, in order */
+	uint64_t md5_pos;
+};
+
+struct stage_run {
+	const struct bb_stage_opts *o;
+	struct bb_stage_summary *s;
+	struct bb_origin org;
+	struct bb_manifest *m;
+	struct bb_progress prog;
+	struct file_job *jobs;    /* by manifest index, only files in flight */
+	uint32_t active_files;
+	uint32_t next;            /* next manifest entry to start */
+	uint32_t count;
+	uint64_t chunk;
+	char root[PATH_MAX];      /* destination directory (root of the manifest) */
+};
+
+/* Is a file already there, complete (resume)?  Size and mtime as we set them. */
+static int already_there(const char *path, const struct bb_mentry *e)
+{
+	struct stat st;
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != e->size)
+		return 0;
+	int64_t ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	return e->mtime_ns == 0 || ns == e->mtime_ns;
+}
+
+/* S3 ETags of single-part uploads are the MD5 of the object. */
+static int etag_is_md5(const char *etag)
+{
+	if (strlen(etag) != 32)
+		return 0;
+	for (int i = 0; i < 32; i++)
+		if (!((etag[i] >= '0' && etag[i] <= '9') || (etag[i] >= 'a' && etag[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+static int file_data(void *arg, const void *buf, size_t n, uint64_t off)
+{
+	struct file_job *j = arg;
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t w = pwrite(j->fd, (const char *)buf + done, n - done, (off_t)(off + done));
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == ENOSPC || errno == EDQUOT ? BB_ENOSPC : BB_ESYS;
+		}
+		done += (size_t)w;
+	}
+	if (j->md5 && j->md5_ok) {
+		if (off == j->md5_pos) {
+			EVP_DigestUpdate(j->md5, buf, n);
+			j->md5_pos += n;
+		} else {
+			j->md5_ok = 0; /* out of order: hash the file at the end */
+		}
+	}
+	bb_progress_bytes(&j->run->prog, n);
+	return BB_OK;
+}
+
+static void file_reset(void *arg)
+{
+	struct file_job *j = arg;
+	/* A retry rewrites its range; the streaming digest starts over. */
+	if (j->md5) {
+		EVP_DigestInit_ex(j->md5, EVP_md5(), NULL);
+		j->md5_pos = 0;
+		j->md5_ok = j->parts_left == 1;
+	}
+}
+
+static int md5_of_fd(int fd, uint64_t size, unsigned char out[16])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	static char buf[1 << 20];
+	uint64_t pos = 0;
+	int rc = BB_OK;
+
+	if (!c)
+		return BB_ENOMEM;
+	EVP_DigestInit_ex(c, EVP_md5(), NULL);
+	while (pos < size) {
+		ssize_t r = pread(fd, buf, sizeof(buf), (off_t)pos);
+		if (r <= 0) {
+			rc = BB_ESYS;
+			break;
+		}
+		EVP_DigestUpdate(c, buf, (size_t)r);
+		pos += (uint64_t)r;
+	}
+	EVP_DigestFinal_ex(c, out, NULL);
+	EVP_MD_CTX_free(c);
+	return rc;
+}
+
+static void job_fail(struct file_job *j, int rc, const char *msg)
+{
+	if (!j->failed) {
+		j->failed = 1;
+		j->rc = rc;
+		snprintf(j->err, sizeof(j->err), "%s", msg);
+	}
+}
+
+/* All parts in: verify, date, rename. */
+static void file_finish(struct file_job *j)
+{
+	struct stage_run *run = j->run;
+	struct bb_mentry e;
+
+	bb_manifest_entry(run->m, j->idx, &e);
+	if (!j->failed && run->o->verify == BB_VERIFY_ETAG && run->org.url.scheme == BB_SCHEME_S3 &&
+	    etag_is_md5(e.etag)) {
+		unsigned char d[16];
+		char hex[33];
+		if (j->md5 && j->md5_ok && j->md5_pos == e.size)
+			EVP_DigestFinal_ex(j->md5, d, NULL);
+		else
+			md5_of_fd(j->fd, e.size, d);
+		for (int i = 0; i < 16; i++)
+			snprintf(hex + 2 * i, 3, "%02x", d[i]);
+		if (strcmp(hex, e.etag) != 0) {
+			char msg[600];
+			snprintf(msg, sizeof(msg), "%s: MD5 %s does not match the ETag %s", e.path,
+				 hex, e.etag);
+			job_fail(j, BB_ECORRUPT, msg);
+		}
+	}
+	if (!j->failed && run->o->verify != BB_VERIFY_NONE && e.sha256) {
+		char msg[600];
+		if (bb_sha256_fd_check(j->fd, e.size, e.sha256) != BB_OK) {
+			snprintf(msg, sizeof(msg), "%s: SHA-256 does not match the manifest", e.path);
+			job_fail(j, BB_ECORRUPT, msg);
+		}
+	}
+	if (!j->failed) {
+		struct timespec ts[2] = {{0, UTIME_OMIT}, {e.mtime_ns / 1000000000, e.mtime_ns % 1000000000}};
+		if (e.mtime_ns)
+			futimens(j->fd, ts);
+		if (close(j->fd) < 0)
+			job_fail(j, BB_ESYS, "close failed");
+		j->fd = -1;
+		if (!j->failed && rename(j->tmp, j->final) < 0) {
+			char msg[PATH_MAX + 100];
+			snprintf(msg, sizeof(msg), "cannot rename into %s: %s", j->final, strerror(errno));
+			job_fail(j, BB_ESYS, msg);
+		}
+	}
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+	if (j->failed) {
+		unlink(j->tmp);
+		run->s->failed++;
+		if (!run->s->first_error[0])
+			snprintf(run->s->first_error, sizeof(run->s->first_error), "%s", j->err);
+		bb_progress_error(&run->prog, e.path, j->err);
+	} else {
+		run->s->files++;
+		run->s->bytes += e.size;
+		bb_progress_file(&run->prog, e.path, e.size);
+	}
+	if (j->md5)
+		EVP_MD_CTX_free(j->md5);
+	j->md5 = NULL;
+	run->active_files--;
+}
+
+static void part_done(void *arg, struct bb_xfer_result *r)
+{
+	struct file_job *j = arg;
+
+	if (r->rc != BB_OK)
+		job_fail(j, r->rc, r->errmsg);
+	if (--j->parts_left == 0)
+		file_finish(j);
+}
+
+/* Open the temporary file of entry e (creating parent directories). */
+static int open_tmp(struct file_job *j, const struct bb_mentry *e)
+{
+	if (bb_mkdirs_for(j->final) != BB_OK) {
+		snprintf(j->err, sizeof(j->err), "cannot create the directory of %s: %s", j->final,
+			 strerror(errno));
+		return BB_ESYS;
+	}
+	const char *slash = strrchr(j->final, '/');
+	snprintf(j->tmp, sizeof(j->tmp), "%.*s/.%s.bbtmp", (int)(slash - j->final), j->final,
+		 slash + 1);
+	j->fd = open(j->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (j->fd < 0) {
+		snprintf(j->err, sizeof(j->err), "cannot create %s: %s", j->tmp, strerror(errno));
+		return errno == ENOSPC ? BB_ENOSPC : BB_ESYS;
+	}
+	if (e->size && posix_fallocate(j->fd, 0, (off_t)e->size) == ENOSPC) {
+		snprintf(j->err, sizeof(j->err), "%s: no space left for %llu bytes", j->final,
+			 (unsigned long long)e->size);
+		close(j->fd);
+		unlink(j->tmp);
+		j->fd = -1;
+		return BB_ENOSPC;
+	}
+	return BB_OK;
+}
+
+/* Copy a POSIX file, checking its version (size, mtime, inode) before and after. */
+static void copy_posix(struct file_job *j, const struct bb_mentry *e)
+{
+	struct stage_run *run = j->run;
+	char src[PATH_MAX], msg[PATH_MAX + 200];
+	struct stat st;
+	static char buf[4 << 20];
+
+	snprintf(src, sizeof(src), "%s%s%s", run->org.base,
+		 run->org.single ? "" : "/", run->org.single ? "" : e->source);
+	int fd = open(src, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(msg, sizeof(msg), "cannot open %s: %s", src, strerror(errno));
+		job_fail(j, errno == ENOENT ? BB_ENOENT : errno == EACCES ? BB_EPERM : BB_ESYS, msg);
+		return;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != e->size ||
+		    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != e->mtime_ns ||
+		    (e->inode && st.st_ino != e->inode)) {
+			snprintf(msg, sizeof(msg), "%s changed on the origin since it was listed "
+				 "(size, mtime or inode differ)", src);
+			job_fail(j, BB_ESTALE, msg);
+			break;
+		}
+		if (pass == 1)
+			break;
+		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		for (uint64_t off = 0; off < e->size;) {
+			ssize_t r = pread(fd, buf, sizeof(buf), (off_t)off);
+			if (r <= 0) {
+				snprintf(msg, sizeof(msg), "reading %s: %s", src,
+					 r == 0 ? "file shrank" : strerror(errno));
+				job_fail(j, r == 0 ? BB_ESTALE : BB_ESYS, msg);
+				break;
+			}
+			int rc = file_data(j, buf, (size_t)r, off);
+			if (rc != BB_OK) {
+				snprintf(msg, sizeof(msg), "writing %s: %s", j->tmp, bb_strerror(rc));
+				job_fail(j, rc, msg);
+				break;
+			}
+			off += (uint64_t)r;
+		}
+		if (j->failed)
+			break;
+	}
+	close(fd);
+}
+
+/* Start the transfers of manifest entry idx. */
+static void start_file(struct stage_run *run, uint32_t idx)
+{
+	struct bb_mentry e;
+	struct file_job *j;
+
+	bb_manifest_entry(run->m, idx, &e);
+	j = &run->jobs[idx];
+	memset(j, 0, sizeof(*j));
+	j->run = run;
+	j->idx = idx;
+	j->fd = -1;
+	snprintf(j->final, sizeof(j->final), "%s/%s", run->root, e.path);
+	if (already_there(j->final, &e)) {
+		run->s->skipped++;
+		run->s->skipped_bytes += e.size;
+		bb_progress_skip(&run->prog, e.size);
+		return;
+	}
+	run->active_files++;
+	int rc = open_tmp(j, &e);
+	if (rc != BB_OK) {
+		j->failed = 1;
+		j->rc = rc;
+		j->parts_left = 0;
+		file_finish(j);
+		return;
+	}
+	if (run->org.url.scheme == BB_SCHEME_FILE) {
+		j->parts_left = 1;
+		copy_posix(j, &e);
+		file_finish(j);
+		return;
+	}
+	rc = bb_origin_object_url(&run->org, e.source, j->url, sizeof(j->url));
+	if (rc != BB_OK) {
+		job_fail(j, rc, "object URL too long");
+		file_finish(j);
+		return;
+	}
+	uint64_t chunk = run->chunk;
+	uint32_t parts = e.size <= chunk || (!e.etag[0] && run->org.url.scheme != BB_SCHEME_S3)
+				 ? 1 : (uint32_t)((e.size + chunk - 1) / chunk);
+	j->parts_left = parts;
+	if (run->o->verify == BB_VERIFY_ETAG && etag_is_md5(e.etag) && parts == 1) {
+		j->md5 = EVP_MD_CTX_new();
+		if (j->md5) {
+			EVP_DigestInit_ex(j->md5, EVP_md5(), NULL);
+			j->md5_ok = 1;
+		}
+	}
+	for (uint32_t p = 0; p < parts; p++) {
+		struct bb_xfer_req r;
+		uint64_t off = parts == 1 ? 0 : (uint64_t)p * chunk;
+		uint64_t len = parts == 1 ? 0 : (e.size - off < chunk ? e.size - off : chunk);
+		bb_origin_request(&run->org, j->url, off, len, e.etag, &r);
+		r.expect_len = parts == 1 ? e.size : 0;
+		r.on_data = file_data;
+		r.on_reset = file_reset;
+		r.on_done = part_done;
+		r.arg = j;
+		r.what = e.path;
+		if (bb_engine_submit(run->org.eng, &r) != BB_OK) {
+			job_fail(j, BB_ENOMEM, "out of memory");
+			j->parts_left -= parts - p - 1;
+			part_done(j, &(struct bb_xfer_result){.rc = BB_ENOMEM});
+			break;
+		}
+	}
+}
+
+int bb_stage_manifest_path(const char *dest, char *buf, size_t len)
+{
+	char d[PATH_MAX];
+	snprintf(d, sizeof(d), "%s", dest);
+	size_t n = strlen(d);
+	while (n > 1 && d[n - 1] == '/')
+		d[--n] = '\0';
+	const char *slash = strrchr(d, '/');
+	int r = slash ? snprintf(buf, len, "%.*s/.bbcache/%s.manifest", (int)(slash - d), d, slash + 1)
+		      : snprintf(buf, len, ".bbcache/%s.manifest", d);
+	return r < 0 || (size_t)r >= len ? BB_ERANGE : BB_OK;
+}
+
+int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char *err,
+		size_t errlen)
+{
+	struct stage_run run;
+	struct bb_engine *eng = NULL;
+	struct bb_engine_opts eo = {0};
+	struct bb_listing l = {0};
+	struct bb_manifest_builder *b = NULL;
+	struct timespec t0, t1;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	memset(&run, 0, sizeof(run));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	run.o = o;
+	run.s = s;
+	run.chunk = o->chunk ? o->chunk : SMALL_CHUNK;
+	eo.max_parallel = o->jobs > 0 ? o->jobs : 32;
+	eo.max_attempts = o->max_attempts;
+	eo.stall_timeout_s = o->stall_timeout_s;
+	eo.verify_tls = o->no_verify_tls ? -1 : 1;
+	rc = bb_engine_new(&eo, &eng);
+	if (rc != BB_OK) {
+		snprintf(err, errlen, "cannot start the transfer engine");
+		return rc;
+	}
+	rc = bb_origin_open(&run.org, o->source, o->type, o->conf, eng, err, errlen);
+	if (rc != BB_OK)
+		goto out;
+
+	/* The destination: a directory for a directory source; for one file,
+	 * its parent is the manifest's root and the file its only entry. */
+	struct bb_url du;
+	rc = bb_url_parse(o->dest, &du, err, errlen);
+	if (rc != BB_OK)
+		goto out;
+	if (du.scheme != BB_SCHEME_FILE) {
+		snprintf(err, errlen, "stage-in destination %s must be a local path", o->dest);
+		rc = BB_EINVAL;
+		goto out;
+	}
+	snprintf(run.root, sizeof(run.root), "%s", du.path);
+	size_t rl = strlen(run.root);
+	while (rl > 1 && run.root[rl - 1] == '/')
+		run.root[--rl] = '\0';
+	const char *dest_name = NULL;
+	if (run.org.single) {
+		char *slash = strrchr(run.root, '/');
+		dest_name = slash + 1;
+		*slash = '\0';
+		if (!run.root[0])
+			strcpy(run.root, "/");
+	}
+
+	bb_progress_init(&run.prog, o->progress, o->json, "listing");
+	rc = bb_origin_list(&run.org, o->include, o->exclude, &l, err, errlen);
+	if (rc != BB_OK)
+		goto out;
+
+	/* Large HTTP objects are fetched in ranges, which must all be of one
+	 * version: learn their ETag (and whether Range works) now, so that
+	 * the manifest has it and every ranged GET carries If-Match. */
+	if (run.org.url.scheme == BB_SCHEME_HTTP || run.org.url.scheme == BB_SCHEME_HTTPS) {
+		for (size_t i = 0; i < l.n; i++) {
+			struct bb_listed *x = &l.v[i];
+			struct bb_xfer_req r;
+			struct bb_xfer_result res;
+			char url[8192];
+			if (x->size <= run.chunk || x->etag ||
+			    bb_origin_object_url(&run.org, x->src, url, sizeof(url)) != BB_OK)
+				continue;
+			bb_origin_request(&run.org, url, 0, 0, NULL, &r);
+			r.method = BB_HEAD;
+			r.what = x->rel;
+			if (bb_engine_fetch(eng, &r, &res) == BB_OK && res.accept_ranges && res.etag[0] &&
+			    res.content_length == x->size)
+				x->etag = strdup(res.etag);
+			bb_xfer_result_free(&res);
+		}
+	}
+
+	if (o->manifest)
+		snprintf(s->manifest, sizeof(s->manifest), "%s", o->manifest);
+	else
+		bb_stage_manifest_path(o->dest, s->manifest, sizeof(s->manifest));
+	rc = bb_manifest_builder_new(o->source, (uint32_t)run.chunk, &b);
+	for (size_t i = 0; rc == BB_OK && i < l.n; i++) {
+		struct bb_manifest_file f = {0};
+		f.path = dest_name ? dest_name : l.v[i].rel;
+		f.size = l.v[i].size;
+		f.mtime_ns = l.v[i].mtime_ns;
+		f.etag = l.v[i].etag;
+		f.source = l.v[i].src;
+		f.inode = l.v[i].inode;
+		rc = bb_manifest_builder_add(b, &f);
+		if (rc != BB_OK)
+			snprintf(err, errlen, "%s: a name the manifest cannot hold", l.v[i].rel);
+	}
+	if (rc == BB_OK && bb_mkdirs_for(s->manifest) != BB_OK) {
+		snprintf(err, errlen, "cannot create the directory of %s: %s", s->manifest,
+			 strerror(errno));
+		rc = BB_ESYS;
+	}
+	if (rc == BB_OK)
+		rc = bb_manifest_builder_write(b, s->manifest, err, errlen);
+	if (rc == BB_OK)
+		rc = bb_manifest_open(s->manifest, &run.m, err, errlen);
+	if (rc != BB_OK)
+		goto out;
+	bb_listing_free(&l);
+
+	run.count = bb_manifest_count(run.m);
+	s->total_files = bb_manifest_n_files(run.m);
+	s->total_bytes = bb_manifest_total_bytes(run.m);
+	run.jobs = calloc(run.count, sizeof(*run.jobs));
+	if (!run.jobs) {
+		rc = BB_ENOMEM;
+		goto out;
+	}
+	bb_progress_start(&run.prog, s->total_files, s->total_bytes);
+	if (mkdir(run.root, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", run.root, strerror(errno));
+		rc = errno == ENOSPC ? BB_ENOSPC : BB_ESYS;
+		goto out;
+	}
+	/* Queue every file; the engine's window bounds what is in flight.
+	 * Directories are created as their files arrive; empty ones here. */
+	for (uint32_t i = 0; i < run.count; i++) {
+		struct bb_mentry e;
+		bb_manifest_entry(run.m, i, &e);
+		if ((e.mode & S_IFMT) == S_IFDIR) {
+			char d[PATH_MAX];
+			if (i == 0 || e.n_children)
+				continue;
+			snprintf(d, sizeof(d), "%s/%s/x", run.root, e.path);
+			bb_mkdirs_for(d);
+			continue;
+		}
+		start_file(&run, i);
+	}
+	bb_engine_run(eng);
+	bb_progress_end(&run.prog);
+	rc = s->failed ? (run.jobs[0].rc ? run.jobs[0].rc : BB_EFILL) : BB_OK;
+	if (s->failed) {
+		for (uint32_t i = 0; i < run.count; i++)
+			if (run.jobs[i].failed && run.jobs[i].rc) {
+				rc = run.jobs[i].rc;
+				break;
+			}
+		snprintf(err, errlen, "%llu of %llu file(s) failed; first: %s",
+			 (unsigned long long)s->failed, (unsigned long long)s->total_files,
+			 s->first_error);
+	}
+out:
+	if (eng) {
+		struct bb_engine_stats es;
+		bb_engine_get_stats(eng, &es);
+		s->requests = es.requests;
+		s->retries = es.retries;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	s->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	free(run.jobs);
+	if (run.m)
+		bb_manifest_close(run.m);
+	bb_manifest_builder_free(b);
+	bb_listing_free(&l);
+	bb_origin_close(&run.org);
+	bb_engine_free(eng);
+	return rc;
+}

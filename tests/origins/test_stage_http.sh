@@ -1,0 +1,143 @@
+#!/bin/sh
+# Stage-in over HTTP: nginx (Range, ETag, JSON listings), python3 -m
+# http.server (no Range), and our fault-injecting origin: 503 + Retry-After,
+# 429, resets, truncation, wrong lengths, stalls, and an object replaced
+# between two ranged GETs.  Every completed stage-in is byte-identical;
+# every failed one names the object and leaves no file under a final name.
+. "$(dirname "$0")/common.sh"
+for c in nginx python3 curl; do bb_require "$c"; done
+
+bb_make_dataset "$T/src/set" 200 0-300K
+mkdir -p "$T/src/set/big" "$T/src/single"
+bb_make_dataset "$T/src/set/big" 2 20M 11
+bb_make_dataset "$T/src/single" 1 5M 12
+single=$(cd "$T/src/single" && find . -type f | sed 's|^\./||')
+
+echo "# nginx: a directory through its JSON listing"
+bb_start_nginx "$T/src" >/dev/null
+bbc stage-in --no-progress "$HTTP_URL/set/" "$T/d1"
+eq "stage-in from nginx exits 0" "$rc" 0
+check "nginx: every byte equal" same_tree "$T/src/set" "$T/d1"
+check "no temporary files" no_tmp "$T/d1"
+check "manifest beside, not inside, the dataset" test -f "$T/.bbcache/d1.manifest"
+eq "no manifest inside the dataset" "$(find "$T/d1" -name '*.manifest' | wc -l | tr -d ' ')" 0
+
+echo "# ls, stat, verify answer from the manifest"
+bbc ls "$T/d1"
+contains "ls lists the big directory" "$T/out.log" "big/"
+bbc stat "$T/d1" "big/$(cd "$T/src/set/big" && find . -type f | sort | head -n 1 | sed 's|^\./||')"
+contains "stat shows the size" "$T/out.log" "Size: 20971520"
+bbc verify "$T/d1"
+eq "verify passes" "$rc" 0
+f=$(cd "$T/d1" && find . -type f -size +1k | head -n 1)
+printf 'x' >>"$T/d1/$f"
+bbc verify "$T/d1"
+eq "verify catches a changed file" "$rc" 1
+contains "verify names the file" "$T/out.log" "${f#./}"
+
+echo "# resume: only what is missing moves"
+rm -f "$T/d1/$f"
+bbc stage-in --no-progress --json "$HTTP_URL/set/" "$T/d1"
+eq "resume exits 0" "$rc" 0
+contains "one file moved" "$T/out.log" '"files":1,'
+contains "the rest skipped" "$T/out.log" '"skipped":201'
+check "resumed tree equal" same_tree "$T/src/set" "$T/d1"
+
+echo "# include / exclude"
+bbc stage-in --no-progress --include 'd00/*' --exclude '*file-00000[0-4]*' "$HTTP_URL/set/" "$T/d2"
+eq "filtered stage-in exits 0" "$rc" 0
+want=$(cd "$T/src/set" && find d00 -type f ! -name 'file-00000[0-4]*' | sort)
+eq "exactly the d00 files not excluded" "$(cd "$T/d2" && find . -type f | sed 's|^\./||' | sort)" "$want"
+check "the filter selected something" test -n "$want"
+
+echo "# one file, type=file"
+bbc stage-in --no-progress --type file "$HTTP_URL/single/$single" "$T/d3/one.bin"
+eq "single file exits 0" "$rc" 0
+check "single file equal" cmp -s "$T/src/single/$single" "$T/d3/one.bin"
+
+echo "# python3 -m http.server: no Range support, whole-object GETs"
+bb_start_pyhttp "$T/src" >/dev/null
+bbc stage-in --no-progress --type file --chunk 1MiB "$PYHTTP_URL/single/$single" "$T/d4/one.bin"
+eq "no-Range server exits 0" "$rc" 0
+check "no-Range server: bytes equal" cmp -s "$T/src/single/$single" "$T/d4/one.bin"
+bbc stage-in --no-progress "$PYHTTP_URL/set/" "$T/d5"
+eq "an HTML listing is refused" "$rc" 1
+contains "the message says what listing is needed" "$T/out.log" "autoindex_format json"
+
+echo "# errors name the object, nothing half-written"
+bbc stage-in --no-progress --type file "$HTTP_URL/single/nope.bin" "$T/d6/x"
+eq "404 exits 1" "$rc" 1
+contains "404 names the object" "$T/out.log" "nope.bin"
+contains "404 says not found" "$T/out.log" "404"
+check "404: no file" test ! -e "$T/d6/x"
+bbc stage-in --no-progress --type file "http://no-such-host.invalid/x" "$T/d7/x"
+eq "unknown host exits 1" "$rc" 1
+contains "unknown host is named" "$T/out.log" "no-such-host.invalid"
+bbc stage-in --no-progress "ftp://h/x" "$T/d8"
+eq "unsupported scheme exits 1" "$rc" 1
+contains "unsupported scheme is named" "$T/out.log" "unsupported scheme 'ftp'"
+bbc stage-in --no-progress "http://user:secret@127.0.0.1:1/x" "$T/d8"
+contains "credentials in URLs are refused" "$T/out.log" "must not carry credentials"
+if grep -q secret "$T/out.log"; then bad "the password is not echoed"; else ok "the password is not echoed"; fi
+
+echo "# a full destination: ENOSPC, no final name"
+mkdir -p "$T/small"
+if mount -t tmpfs -o size=8m bbcache-test "$T/small" 2>/dev/null; then
+	bbc stage-in --no-progress "$HTTP_URL/set/big/" "$T/small/d"
+	eq "full destination exits 1" "$rc" 1
+	contains "full destination says so" "$T/out.log" "no space"
+	eq "no file under a final name" "$(find "$T/small" -type f -name '*.bin' | wc -l | tr -d ' ')" 0
+	check "no temporary files" no_tmp "$T/small"
+	umount "$T/small"
+else
+	bad "cannot mount a small tmpfs for the ENOSPC test (needs root)"
+fi
+
+echo "# faults: the engine retries, the result is byte-identical"
+bb_start_faultsrv --serve "$T/src" >/dev/null
+for fault in \
+	'{"match":"/set/d0*","mode":"503","retry_after":1,"count":3}' \
+	'{"match":"/set/d0*","mode":"429","count":3}' \
+	'{"match":"/set/big/*","mode":"reset","count":2}' \
+	'{"match":"/set/d0*","mode":"truncate","count":3}' \
+	'{"match":"/set/big/*","mode":"truncate","count":2}' \
+	'{"match":"/set/d0*","mode":"badlength","announce":"larger","count":2}' \
+	'{"match":"/set/d0*","mode":"badlength","announce":"smaller","count":2}' \
+	'{"match":"/set/big/*","mode":"stall","seconds":30,"count":1}'; do
+	mode=$(echo "$fault" | sed 's/.*"mode":"\([a-z0-9]*\)".*/\1/')
+	bb_fault_reset >/dev/null
+	bb_fault "$fault" >/dev/null
+	rm -rf "$T/f" "$T/.bbcache/f.manifest"
+	bbc stage-in --no-progress --json --stall-timeout 2 "$FAULT_URL/set/" "$T/f"
+	eq "fault $mode: exits 0" "$rc" 0
+	check "fault $mode: every byte equal" same_tree "$T/src/set" "$T/f"
+	n=$(bb_fault_stat 's["faults_total"]')
+	check "fault $mode: was injected ($n)" test "$n" -ge 1
+	retries=$(sed -n 's/.*"retries":\([0-9]*\).*/\1/p' "$T/out.log")
+	check "fault $mode: was retried ($retries)" test "${retries:-0}" -ge 1
+done
+
+echo "# a fault that never stops: a clear error after the attempt budget"
+bb_fault_reset >/dev/null
+bb_fault '{"match":"/single/*","mode":"503","count":-1}' >/dev/null
+bbc stage-in --no-progress --retries 2 --type file "$FAULT_URL/single/$single" "$T/g/one.bin"
+eq "persistent 503 exits 1" "$rc" 1
+contains "persistent 503 names the object and the attempts" "$T/out.log" "gave up after 3 attempts"
+check "persistent 503: no file" test ! -e "$T/g/one.bin"
+check "persistent 503: no temporary" no_tmp "$T/g"
+
+echo "# an object replaced between two ranged GETs: never two versions in one file"
+bb_fault_reset >/dev/null
+bigname=$(cd "$T/src/set/big" && find . -type f | sort | head -n 1 | sed 's|^\./||')
+bb_fault "{\"match\":\"/set/big/$bigname\",\"mode\":\"replace\",\"count\":1}" >/dev/null
+# One transfer at a time, so the replacement lands between two ranged GETs.
+bbc stage-in --no-progress --jobs 1 --chunk 4MiB "$FAULT_URL/set/big/" "$T/h"
+eq "replaced object exits 1" "$rc" 1
+contains "replaced object: the message says it changed" "$T/out.log" "changed on the origin"
+contains "replaced object: the message names it" "$T/out.log" "$bigname"
+check "replaced object: no file under its final name" test ! -e "$T/h/$bigname"
+check "replaced object: no temporary" no_tmp "$T/h"
+ifm=$(bb_fault_stat 's["if_match"]')
+check "ranged GETs carried If-Match ($ifm)" test "$ifm" -ge 2
+
+finish

@@ -1,0 +1,96 @@
+#!/bin/sh
+# Stage-in and stage-out against s3rver.  Every request goes through
+# faultsrv --sigv4-check, which recomputes each AWS SigV4 signature with
+# botocore (s3rver itself checks none).  Listing pagination, credentials
+# from ~/.aws, errors (missing object, missing bucket, bad key), faults, and
+# a stage-out of a multi-GiB file (multipart) with many small files, read
+# back and compared.
+. "$(dirname "$0")/common.sh"
+for c in node s3rver aws botocore python3; do bb_require "$c"; done
+
+bb_make_dataset "$T/src" 1200 0-64K
+bb_start_s3rver "$T/s3" >/dev/null
+bb_s3 s3 mb s3://bkt1 >/dev/null
+bb_s3 s3 cp --quiet --recursive "$T/src" s3://bkt1/data/
+bb_start_faultsrv --upstream "$S3_ENDPOINT" --sigv4-check >/dev/null
+
+# Credentials the way users keep them: ~/.aws/config and ~/.aws/credentials.
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+mkdir -p "$HOME/.aws"
+printf '[default]\nregion = us-east-1\nendpoint_url = %s\n' "$FAULT_URL" >"$HOME/.aws/config"
+printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' \
+	>"$HOME/.aws/credentials"
+chmod 600 "$HOME/.aws/credentials"
+
+echo "# a prefix of 1200 objects: paginated listing, signed requests"
+bbc stage-in --no-progress --json s3://bkt1/data/ "$T/d1"
+eq "stage-in exits 0" "$rc" 0
+check "every byte equal" same_tree "$T/src" "$T/d1"
+check "no temporary files" no_tmp "$T/d1"
+pages=$(bb_fault_stat 'sum(v.get("GET",0) for k,v in s["by_path"].items() if k in ("/bkt1", "/bkt1/"))')
+check "the listing took several pages ($pages)" test "$pages" -ge 2
+eq "no bad signature" "$(bb_fault_stat 's["sigv4"]["bad"]')" 0
+eq "no unsigned request" "$(bb_fault_stat 's["sigv4"]["unsigned"]')" 0
+good=$(bb_fault_stat 's["sigv4"]["good"]')
+check "every request signed and verified by botocore ($good)" test "$good" -ge 1201
+if grep -rq S3RVER "$T/out.log"; then bad "the secret stays out of the output"; else ok "the secret stays out of the output"; fi
+objs=$(bb_fault_stat 'sum(1 for k in s["by_path"] if k.startswith("/bkt1/data/"))')
+eq "each object read once" "$objs" 1200
+
+echo "# a wrong secret: refused, named, not echoed"
+printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = WRONGSECRETvalue\n' \
+	>"$HOME/.aws/credentials"
+bbc stage-in --no-progress s3://bkt1/data/ "$T/d2"
+eq "bad credentials exit 1" "$rc" 1
+contains "bad credentials: the server's reason" "$T/out.log" "SignatureDoesNotMatch"
+if grep -q WRONGSECRET "$T/out.log"; then bad "the wrong secret is not echoed"; else ok "the wrong secret is not echoed"; fi
+check "bad credentials: nothing written" test ! -e "$T/d2"
+printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' \
+	>"$HOME/.aws/credentials"
+
+echo "# missing objects and buckets"
+bbc stage-in --no-progress --type file s3://bkt1/data/nope.bin "$T/d3/x"
+eq "missing object exits 1" "$rc" 1
+contains "missing object is named" "$T/out.log" "s3://bkt1/data/nope.bin"
+bbc stage-in --no-progress s3://no-such-bucket/x/ "$T/d4"
+eq "missing bucket exits 1" "$rc" 1
+contains "missing bucket: S3's code" "$T/out.log" "NoSuchBucket"
+
+echo "# faults on S3: retried, byte-identical"
+bb_fault '{"match":"/bkt1/data/d0*","mode":"503","retry_after":1,"count":2}' >/dev/null
+bb_fault '{"match":"/bkt1/data/d05*","mode":"reset","count":2}' >/dev/null
+bb_fault '{"match":"/bkt1/","mode":"500","count":1}' >/dev/null
+bbc stage-in --no-progress --json s3://bkt1/data/ "$T/d5"
+eq "faults: exits 0" "$rc" 0
+check "faults: every byte equal" same_tree "$T/src" "$T/d5"
+retries=$(sed -n 's/.*"retries":\([0-9]*\).*/\1/p' "$T/out.log")
+check "faults: retried ($retries)" test "${retries:-0}" -ge 5
+eq "faults: all injected" "$(bb_fault_stat 's["faults_total"]')" 5
+
+echo "# stage-out: a $(big_size) file (multipart) and many small files"
+mkdir -p "$T/out/ckpt/shards"
+bb_make_dataset "$T/out/ckpt/shards" 300 0-100K 5
+head -c "$(numfmt --from=iec "$(big_size)")" /dev/urandom >"$T/out/ckpt/model.bin"
+bb_fault_reset >/dev/null
+bbc stage-out --no-progress --json "$T/out/ckpt" s3://bkt1/runs/42/
+eq "stage-out exits 0" "$rc" 0
+mp=$(bb_fault_stat 'sum(1 for r in s.get("log",[]) if "uploadId=" in r.get("query",""))' 2>/dev/null || echo 0)
+parts=$(bb_fault_stat 's["by_method"].get("POST",0)')
+check "a multipart upload was made (POSTs: $parts)" test "$parts" -ge 2
+eq "stage-out: no bad signature" "$(bb_fault_stat 's["sigv4"]["bad"]')" 0
+bbc stage-in --no-progress s3://bkt1/runs/42/ "$T/back"
+eq "read back exits 0" "$rc" 0
+check "stage-out then stage-in: every byte equal" same_tree "$T/out/ckpt" "$T/back"
+
+echo "# stage-out to a missing bucket fails clearly"
+bbc stage-out --no-progress "$T/out/ckpt/shards" s3://no-such-bucket/x/
+eq "missing bucket exits 1" "$rc" 1
+contains "missing bucket is named by S3's code" "$T/out.log" "NoSuchBucket"
+
+echo "# stage-out to a directory (file://)"
+bbc stage-out --no-progress "$T/out/ckpt/shards" "file://$T/pfs/ckpt/"
+eq "file:// stage-out exits 0" "$rc" 0
+check "file:// stage-out equal" same_tree "$T/out/ckpt/shards" "$T/pfs/ckpt"
+check "file:// stage-out: no temporaries" no_tmp "$T/pfs"
+
+finish
