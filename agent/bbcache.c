@@ -57,6 +57,8 @@ void usage(FILE *f)
 		   "       bbcache ls [--json] DEST|MANIFEST [PATH]\n"
 		   "       bbcache stat [--json] DEST|MANIFEST PATH\n"
 		   "       bbcache verify DEST\n"
+		   "       bbcache shm-cat [--job ID] DEST|MANIFEST PATH   (stage-in --shm SIZE --job ID loads it)\n"
+		   "       bbcache shm-drop [--job ID]\n"
 		   "       bbcache demo [--files N] [--max-size SIZE] [--shm SIZE] "
 		   "[--numa local|interleave|replicate] [--keep]\n"
 		   "       bbcache check-script [--job-id ID] [--user NAME] [--conf FILE] SCRIPT\n"
@@ -390,6 +392,10 @@ int main(int argc, char **argv)
 		return cmd_ls(argc - 1, argv + 1, 1);
 	if (!strcmp(argv[1], "verify"))
 		return cmd_verify(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "shm-cat"))
+		return cmd_shm(argc - 1, argv + 1, 0);
+	if (!strcmp(argv[1], "shm-drop"))
+		return cmd_shm(argc - 1, argv + 1, 1);
 	fprintf(stderr, "bbcache: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

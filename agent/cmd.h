@@ -9,5 +9,6 @@ int cmd_stage_in(int argc, char **argv);
 int cmd_stage_out(int argc, char **argv);
 int cmd_ls(int argc, char **argv, int stat_only);
 int cmd_verify(int argc, char **argv);
+int cmd_shm(int argc, char **argv, int drop);
 
 #endif

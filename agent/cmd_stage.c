@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "shmcache/shmcache.h"
 #include "stage/manifest.h"
 #include "stage/stage.h"
 #include "stage/stage_util.h"
@@ -72,6 +73,20 @@ static void print_summary(const char *what, const struct bb_stage_opts *o,
 		fprintf(stderr, "bbcache %s: error: %s\n", what, err);
 }
 
+static int parse_job(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || !*s)
+		return BB_EINVAL;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*end || !v) {
+		fprintf(stderr, "bbcache: bad job id '%s'\n", s);
+		return BB_EINVAL;
+	}
+	*out = v;
+	return BB_OK;
+}
+
 static int stage_cmd(int argc, char **argv, int out)
 {
 	static const struct option opts[] = {
@@ -82,6 +97,7 @@ static int stage_cmd(int argc, char **argv, int out)
 		{"chunk", required_argument, NULL, 'k'},   {"no-progress", no_argument, NULL, 'P'},
 		{"retries", required_argument, NULL, 'r'}, {"stall-timeout", required_argument, NULL, 's'},
 		{"no-verify-tls", no_argument, NULL, 'T'}, {"replicas", required_argument, NULL, 'R'},
+		{"shm", required_argument, NULL, 'S'},     {"job", required_argument, NULL, 'J' + 256},
 		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 	struct bb_stage_opts o = {0};
 	struct bb_stage_summary s;
@@ -94,7 +110,7 @@ static int stage_cmd(int argc, char **argv, int out)
 	o.verify = BB_VERIFY_ETAG;
 	o.progress = 1;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "t:v:i:x:j:Jm:c:k:Pr:s:TR:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "t:v:i:x:j:Jm:c:k:Pr:s:TR:S:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
 			if (!strcmp(optarg, "file"))
@@ -156,6 +172,16 @@ static int stage_cmd(int argc, char **argv, int out)
 			break;
 		case 'R':
 			break; /* replicas: used by the MPI layer; one node here */
+		case 'S':
+			if (bb_parse_size(optarg, &o.shm_bytes) != BB_OK || !o.shm_bytes) {
+				fprintf(stderr, "bbcache: bad --shm size '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'J' + 256:
+			if (parse_job(optarg, &o.job_id) != BB_OK)
+				return 2;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -165,11 +191,24 @@ static int stage_cmd(int argc, char **argv, int out)
 	}
 	if (argc - optind != 2)
 		goto usage;
+	if (o.shm_bytes && !o.job_id && parse_job(getenv("SLURM_JOB_ID"), &o.job_id) != BB_OK) {
+		fprintf(stderr, "bbcache: --shm needs --job ID (or $SLURM_JOB_ID)\n");
+		return 2;
+	}
 	o.source = argv[optind];
 	o.dest = argv[optind + 1];
 	if (load_conf(&conf, conf_path) != BB_OK)
 		return 1;
 	o.conf = &conf;
+	o.block_size = (uint32_t)conf.block_size;
+	if (o.shm_bytes && conf.shm_limit_per_job && o.shm_bytes > conf.shm_limit_per_job) {
+		char a[32], b[32];
+		fprintf(stderr, "bbcache: --shm %s exceeds the site's shm_limit_per_job of %s\n",
+			bb_format_size(o.shm_bytes, a, sizeof(a)),
+			bb_format_size(conf.shm_limit_per_job, b, sizeof(b)));
+		bb_conf_free(&conf);
+		return 1;
+	}
 	rc = out ? bb_stage_out(&o, &s, err, sizeof(err)) : bb_stage_in(&o, &s, err, sizeof(err));
 	print_summary(out ? "stage-out" : "stage-in", &o, &s, rc, err);
 	if (rc == BB_OK && !o.json && !out)
@@ -344,4 +383,70 @@ int cmd_verify(int argc, char **argv)
 	}
 	printf("bbcache verify: %llu file(s) OK\n", (unsigned long long)files);
 	return 0;
+}
+
+/* bbcache shm-cat --job ID DEST|MANIFEST PATH: a staged file's bytes from
+ * the job's shm cache only (a block that is not there is an error). */
+int cmd_shm(int argc, char **argv, int drop)
+{
+	uint64_t job = 0;
+	int a = 1;
+
+	if (a + 1 < argc && !strcmp(argv[a], "--job")) {
+		if (parse_job(argv[a + 1], &job) != BB_OK)
+			return 2;
+		a += 2;
+	} else if (parse_job(getenv("SLURM_JOB_ID"), &job) != BB_OK) {
+		usage(stderr);
+		return 2;
+	}
+	if (drop) {
+		int rc = bbc_unlink(NULL, job);
+		if (rc != BB_OK && rc != BB_ENOENT) {
+			fprintf(stderr, "bbcache: cannot remove the shm cache of job %llu: %s\n",
+				(unsigned long long)job, bb_strerror(rc));
+			return 1;
+		}
+		return 0;
+	}
+	if (argc - a != 2) {
+		usage(stderr);
+		return 2;
+	}
+	struct bb_manifest *m;
+	struct bbc_cache *c;
+	struct bb_mentry e;
+	uint32_t idx;
+	if (open_manifest(argv[a], &m) != BB_OK)
+		return 1;
+	if (bb_manifest_lookup(m, argv[a + 1], strlen(argv[a + 1]), &idx) != BB_OK ||
+	    bb_manifest_entry(m, idx, &e) != BB_OK || (e.mode & S_IFMT) == S_IFDIR) {
+		fprintf(stderr, "bbcache: %s: not a file of the manifest\n", argv[a + 1]);
+		bb_manifest_close(m);
+		return 1;
+	}
+	int rc = bbc_attach(NULL, job, &c);
+	if (rc != BB_OK) {
+		fprintf(stderr, "bbcache: no shm cache for job %llu: %s\n", (unsigned long long)job,
+			bb_strerror(rc));
+		bb_manifest_close(m);
+		return 1;
+	}
+	uint32_t bs = bb_manifest_block_size(m);
+	char *buf = malloc(bs);
+	for (uint64_t b = 0; buf && b < e.n_blocks; b++) {
+		long n = bbc_read(c, idx, b, 0, buf, bs);
+		uint64_t want = e.size - b * bs < bs ? e.size - b * bs : bs;
+		if (n != (long)want) {
+			fprintf(stderr, "bbcache: %s block %llu is not in the shm cache\n", e.path,
+				(unsigned long long)b);
+			rc = 1;
+			break;
+		}
+		fwrite(buf, 1, (size_t)n, stdout);
+	}
+	free(buf);
+	bbc_detach(c);
+	bb_manifest_close(m);
+	return rc == BB_OK ? 0 : 1;
 }

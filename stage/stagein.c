@@ -25,6 +25,8 @@
 #include "stage/origin.h"
 #include "stage/stage.h"
 #include "stage/stage_util.h"
+#include "shmcache/shmcache.h"
+#include "shmcache/topology.h"
 
 #define SMALL_CHUNK (8u << 20)
 
@@ -56,7 +58,38 @@ struct stage_run {
 	uint32_t count;
 	uint64_t chunk;
 	char root[PATH_MAX];      /* destination directory (root of the manifest) */
+	struct bbc_cache *shm;    /* --shm: the job's node cache, or NULL */
+	uint32_t block;           /* manifest block size */
 };
+
+/* Load a verified file into the shm cache, block by block (single flight:
+ * a block someone else is loading is waited for, not loaded twice).  A
+ * full cache stops the loading, not the stage-in: the file is on disk. */
+static void load_shm(struct stage_run *run, struct file_job *j, const struct bb_mentry *e)
+{
+	for (uint64_t b = 0; run->shm && b < e->n_blocks; b++) {
+		uint64_t off = b * run->block;
+		uint32_t len = (uint32_t)(e->size - off < run->block ? e->size - off : run->block);
+		struct bbc_ref ref;
+		int rc = bbc_get(run->shm, j->idx, b, len, -1, 0, 60000, &ref);
+		if (rc != BB_OK) {
+			bb_warn("shm cache: %s block %llu: %s; the rest stays on disk only", e->path,
+				(unsigned long long)b, bb_strerror(rc));
+			if (rc == BB_ENOSPC || rc == BB_ETOOBIG) {
+				bbc_detach(run->shm);
+				run->shm = NULL;
+			}
+			return;
+		}
+		if (ref.filling) {
+			if (pread(j->fd, ref.data, len, (off_t)off) == (ssize_t)len)
+				bbc_fill_commit(run->shm, &ref);
+			else
+				bbc_fill_abort(run->shm, &ref, BB_ESYS);
+		}
+		bbc_unpin(run->shm, &ref);
+	}
+}
 
 /* Is a file already there, complete (resume)?  Size and mtime as we set them. */
 static int already_there(const char *path, const struct bb_mentry *e)
@@ -180,6 +213,8 @@ static void file_finish(struct file_job *j)
 			job_fail(j, BB_ECORRUPT, msg);
 		}
 	}
+	if (!j->failed)
+		load_shm(run, j, &e);
 	if (!j->failed) {
 		struct timespec ts[2] = {{0, UTIME_OMIT}, {e.mtime_ns / 1000000000, e.mtime_ns % 1000000000}};
 		if (e.mtime_ns)
@@ -469,7 +504,8 @@ int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char 
 		snprintf(s->manifest, sizeof(s->manifest), "%s", o->manifest);
 	else
 		bb_stage_manifest_path(o->dest, s->manifest, sizeof(s->manifest));
-	rc = bb_manifest_builder_new(o->source, (uint32_t)run.chunk, &b);
+	run.block = o->block_size ? o->block_size : 4u << 20;
+	rc = bb_manifest_builder_new(o->source, run.block, &b);
 	for (size_t i = 0; rc == BB_OK && i < l.n; i++) {
 		struct bb_manifest_file f = {0};
 		f.path = dest_name ? dest_name : l.v[i].rel;
@@ -498,6 +534,24 @@ int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char 
 	run.count = bb_manifest_count(run.m);
 	s->total_files = bb_manifest_n_files(run.m);
 	s->total_bytes = bb_manifest_total_bytes(run.m);
+	if (o->shm_bytes) {
+		struct bbc_topology topo;
+		struct bbc_params p = {0};
+		bbc_numa_topology(&topo);
+		p.job_id = o->job_id;
+		p.byte_limit = o->shm_bytes;
+		p.topo = &topo;
+		p.owner = (uid_t)-1;
+		p.n_entries = (uint32_t)(bb_manifest_count(run.m) + 1024);
+		rc = bbc_create(&p, &run.shm);
+		if (rc == BB_EEXIST)
+			rc = bbc_attach(NULL, o->job_id, &run.shm);
+		if (rc != BB_OK) {
+			snprintf(err, errlen, "cannot set up the shm cache of job %llu (%s): %s",
+				 (unsigned long long)o->job_id, "/dev/shm", bb_strerror(rc));
+			goto out;
+		}
+	}
 	run.jobs = calloc(run.count, sizeof(*run.jobs));
 	if (!run.jobs) {
 		rc = BB_ENOMEM;
@@ -547,6 +601,8 @@ out:
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	s->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	free(run.jobs);
+	if (run.shm)
+		bbc_detach(run.shm);
 	if (run.m)
 		bb_manifest_close(run.m);
 	bb_manifest_builder_free(b);

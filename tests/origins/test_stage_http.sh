@@ -93,6 +93,28 @@ else
 	bad "cannot mount a small tmpfs for the ENOSPC test (needs root)"
 fi
 
+echo "# --shm: the files also land in the job's shared-memory cache"
+job=$((700000000 + $$))
+bbc stage-in --no-progress --shm 256MiB --job "$job" "$HTTP_URL/set/" "$T/s1"
+eq "stage-in --shm exits 0" "$rc" 0
+check "a segment for the job exists" test -e "/dev/shm/bbcache.$job"
+eq "the segment is the user's alone" "$(stat -c %a "/dev/shm/bbcache.$job")" 600
+allok=0
+for f in $(cd "$T/src/set" && find . -type f | sed 's|^\./||' | sort | head -n 25) "big/$(cd "$T/src/set/big" && find . -type f | head -n 1 | sed 's|^\./||')"; do
+	"$BBCACHE" shm-cat --job "$job" "$T/s1" "$f" >"$T/shm.out" 2>>"$T/shm.err" && cmp -s "$T/shm.out" "$T/src/set/$f" || allok=1
+done
+eq "26 files read back from shm byte-identical" "$allok" 0
+bbc shm-drop --job "$job"
+check "shm-drop removes the segment" test ! -e "/dev/shm/bbcache.$job"
+bbc stage-in --no-progress --shm 8MiB --job "$job" "$HTTP_URL/set/big/" "$T/s2"
+eq "a cache smaller than the data evicts: stage-in exits 0" "$rc" 0
+check "a cache smaller than the data: the files are on disk" same_tree "$T/src/set/big" "$T/s2"
+bbc shm-drop --job "$job"
+bbc stage-in --no-progress --shm 16KiB --job "$job" "$HTTP_URL/set/big/" "$T/s3"
+eq "a cache too small to exist: exits 1" "$rc" 1
+contains "a cache too small to exist: says so" "$T/out.log" "cannot set up the shm cache of job $job"
+check "a cache too small to exist: no segment left" test ! -e "/dev/shm/bbcache.$job"
+
 echo "# faults: the engine retries, the result is byte-identical"
 bb_start_faultsrv --serve "$T/src" >/dev/null
 for fault in \
