@@ -158,8 +158,18 @@ int bb_origin_open(struct bb_origin *o, const char *source, int type, const stru
 	case BB_SCHEME_HTTPS: {
 		const char *path = o->url.path;
 		size_t pl = strlen(path);
-		int n = snprintf(o->base, sizeof(o->base), "%s://%s%.*s%s", bb_scheme_name(o->url.scheme),
-				 o->url.host, (int)pl, path, o->single || o->url.dir ? "" : "/");
+		/* A directory given by a URL without a trailing '/' is a listing
+		 * file; the objects it names are relative to its directory. */
+		if (!o->single && !o->url.dir) {
+			o->list_file = 1;
+			snprintf(o->list_url, sizeof(o->list_url), "%s://%s%s%s%s",
+				 bb_scheme_name(o->url.scheme), o->url.host, path,
+				 o->url.query[0] ? "?" : "", o->url.query);
+			while (pl && path[pl - 1] != '/')
+				pl--;
+		}
+		int n = snprintf(o->base, sizeof(o->base), "%s://%s%.*s", bb_scheme_name(o->url.scheme),
+				 o->url.host, (int)pl, path);
 		if (n < 0 || (size_t)n >= sizeof(o->base)) {
 			snprintf(err, errlen, "URL too long");
 			return BB_ERANGE;
@@ -605,9 +615,89 @@ static int list_http_dir(struct bb_origin *o, const char *rel, const char *inc, 
 	return rc;
 }
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1;
+}
+
+/* A listing file: one object per line, "SIZE SHA256|- PATH", '#' comments;
+ * PATH relative to the listing's directory, may contain spaces. */
+static int parse_list_file(const char *body, size_t len, const char *inc, const char *exc,
+			   struct bb_listing *l, const char *url, char *err, size_t errlen)
+{
+	const char *p = body, *end = body + len;
+	int line = 0, rc = BB_OK;
+
+	while (p < end && rc == BB_OK) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		char buf[8192], sha[80], path[8192];
+		unsigned long long size;
+		line++;
+		if (n >= sizeof(buf)) {
+			snprintf(err, errlen, "%s:%d: line too long", url, line);
+			return BB_EPARSE;
+		}
+		memcpy(buf, p, n);
+		buf[n] = '\0';
+		if (n && buf[n - 1] == '\r')
+			buf[--n] = '\0';
+		p = nl ? nl + 1 : end;
+		if (!n || buf[0] == '#')
+			continue;
+		int off = 0;
+		if (sscanf(buf, "%llu %79s %n", &size, sha, &off) != 2 || !off || !buf[off]) {
+			snprintf(err, errlen, "%s:%d: expected 'SIZE SHA256|- PATH'", url, line);
+			return BB_EPARSE;
+		}
+		snprintf(path, sizeof(path), "%s", buf + off);
+		if (path[0] == '/' || strstr(path, "..") || !path[0]) {
+			snprintf(err, errlen, "%s:%d: path must be relative, without '..'", url, line);
+			return BB_EPARSE;
+		}
+		if (!bb_manifest_select(inc, exc, path))
+			continue;
+		rc = bb_listing_add(l, path, path, size, 0, NULL, 0);
+		if (rc == BB_OK && strcmp(sha, "-") != 0) {
+			struct bb_listed *x = &l->v[l->n - 1];
+			if (strlen(sha) != 64) {
+				snprintf(err, errlen, "%s:%d: a SHA-256 has 64 hex digits", url, line);
+				return BB_EPARSE;
+			}
+			for (int i = 0; i < 32; i++) {
+				int a = hexval(sha[2 * i]), b = hexval(sha[2 * i + 1]);
+				if (a < 0 || b < 0) {
+					snprintf(err, errlen, "%s:%d: bad SHA-256", url, line);
+					return BB_EPARSE;
+				}
+				x->sha256[i] = (uint8_t)(a * 16 + b);
+			}
+			x->has_sha256 = 1;
+		}
+	}
+	return rc;
+}
+
 static int list_http(struct bb_origin *o, const char *inc, const char *exc, struct bb_listing *l,
 		     char *err, size_t errlen)
 {
+	if (o->list_file) {
+		struct bb_xfer_req r;
+		struct bb_xfer_result res;
+		bb_origin_request(o, o->list_url, 0, 0, NULL, &r);
+		r.capture_body = 1;
+		int rc = bb_engine_fetch(o->eng, &r, &res);
+		if (rc != BB_OK) {
+			snprintf(err, errlen, "listing file %s (a directory URL without a trailing '/' "
+				 "names a listing file)", res.errmsg[0] ? res.errmsg : o->list_url);
+			bb_xfer_result_free(&res);
+			return rc;
+		}
+		rc = parse_list_file(res.body ? res.body : "", res.body_len, inc, exc, l, o->list_url,
+				     err, errlen);
+		bb_xfer_result_free(&res);
+		return rc;
+	}
 	if (o->single) {
 		char name[1024];
 		snprintf(name, sizeof(name), "%s", base_name(o->url.path));

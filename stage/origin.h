@@ -20,6 +20,8 @@ struct bb_listed {
 	char *etag;      /* NULL if unknown */
 	uint64_t inode;
 	int is_dir;      /* an explicit (empty) directory */
+	int has_sha256;
+	uint8_t sha256[32];
 };
 
 struct bb_listing {
@@ -33,6 +35,8 @@ struct bb_origin {
 	struct bb_aws_cfg aws;    /* s3 only */
 	int anonymous;            /* s3 without credentials */
 	int single;               /* the source is one object, not a directory */
+	int list_file;            /* http(s): the URL is a listing file (see origins.md) */
+	char list_url[8192];
 	struct bb_engine *eng;
 };
 

@@ -60,6 +60,7 @@ struct stage_run {
 	char root[PATH_MAX];      /* destination directory (root of the manifest) */
 	struct bbc_cache *shm;    /* --shm: the job's node cache, or NULL */
 	uint32_t block;           /* manifest block size */
+	uint64_t no_sha;          /* verify=sha256 asked, no SHA-256 known */
 };
 
 /* Load a verified file into the shm cache, block by block (single flight:
@@ -206,6 +207,8 @@ static void file_finish(struct file_job *j)
 			job_fail(j, BB_ECORRUPT, msg);
 		}
 	}
+	if (!j->failed && run->o->verify == BB_VERIFY_SHA256 && !e.sha256)
+		run->no_sha++;
 	if (!j->failed && run->o->verify != BB_VERIFY_NONE && e.sha256) {
 		char msg[600];
 		if (bb_sha256_fd_check(j->fd, e.size, e.sha256) != BB_OK) {
@@ -514,6 +517,7 @@ int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char 
 		f.etag = l.v[i].etag;
 		f.source = l.v[i].src;
 		f.inode = l.v[i].inode;
+		f.sha256 = l.v[i].has_sha256 ? l.v[i].sha256 : NULL;
 		rc = bb_manifest_builder_add(b, &f);
 		if (rc != BB_OK)
 			snprintf(err, errlen, "%s: a name the manifest cannot hold", l.v[i].rel);
@@ -580,6 +584,11 @@ int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char 
 	}
 	bb_engine_run(eng);
 	bb_progress_end(&run.prog);
+	if (run.no_sha)
+		bb_warn("verify=sha256: the origin gave no SHA-256 for %llu file(s) (a listing file "
+			"can); those were checked by size%s only",
+			(unsigned long long)run.no_sha,
+			run.org.url.scheme == BB_SCHEME_S3 ? " and ETag" : "");
 	rc = s->failed ? (run.jobs[0].rc ? run.jobs[0].rc : BB_EFILL) : BB_OK;
 	if (s->failed) {
 		for (uint32_t i = 0; i < run.count; i++)

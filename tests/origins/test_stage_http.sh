@@ -55,6 +55,25 @@ bbc stage-in --no-progress --type file "$HTTP_URL/single/$single" "$T/d3/one.bin
 eq "single file exits 0" "$rc" 0
 check "single file equal" cmp -s "$T/src/single/$single" "$T/d3/one.bin"
 
+echo "# a listing file: SIZE SHA256 PATH per line, verified by SHA-256"
+(cd "$T/src/set" && find . -type f -path './d00/*' | sed 's|^\./||' | sort | while read -r f; do
+	echo "$(wc -c <"$f" | tr -d ' ') $(sha256sum "$f" | cut -d' ' -f1) $f"; done) >"$T/src/set/files.list"
+echo "# comment" >>"$T/src/set/files.list"
+bbc stage-in --no-progress --type directory --verify sha256 "$HTTP_URL/set/files.list" "$T/l1"
+eq "listing file exits 0" "$rc" 0
+eq "listing file: exactly its files" "$(cd "$T/l1" && find . -type f | sed 's|^\./||' | sort)" "$(cd "$T/src/set" && find d00 -type f | sort)"
+bad1=$(head -n 1 "$T/src/set/files.list" | cut -d' ' -f3)
+awk 'NR == 1 { $2 = "0000000000000000000000000000000000000000000000000000000000000000" } { print }' \
+	"$T/src/set/files.list" >"$T/files.tmp" && mv "$T/files.tmp" "$T/src/set/files.list"
+bbc stage-in --no-progress --type directory --verify sha256 "$HTTP_URL/set/files.list" "$T/l2"
+eq "a wrong SHA-256 exits 1" "$rc" 1
+contains "a wrong SHA-256 is named" "$T/out.log" "$bad1: SHA-256 does not match"
+check "a wrong SHA-256: no file under the final name" test ! -e "$T/l2/$bad1"
+printf '12 - ../etc/passwd\n' >"$T/src/set/evil.list"
+bbc stage-in --no-progress --type directory "$HTTP_URL/set/evil.list" "$T/l3"
+contains "a listing file cannot escape" "$T/out.log" "without '..'"
+rm -f "$T/src/set/files.list" "$T/src/set/evil.list"
+
 echo "# python3 -m http.server: no Range support, whole-object GETs"
 bb_start_pyhttp "$T/src" >/dev/null
 bbc stage-in --no-progress --type file --chunk 1MiB "$PYHTTP_URL/single/$single" "$T/d4/one.bin"
