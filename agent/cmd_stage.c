@@ -48,16 +48,18 @@ static void print_summary(const char *what, const struct bb_stage_opts *o,
 	bb_format_size(s->total_bytes, t, sizeof(t));
 	bb_format_size((uint64_t)((double)s->bytes / sec), r, sizeof(r));
 	if (o->json) {
-		char e[2048];
+		char e[2048], mf[8192];
 		bb_json_escape(err ? err : "", e, sizeof(e));
+		bb_json_escape(s->manifest, mf, sizeof(mf));
 		printf("{\"event\":\"summary\",\"command\":\"%s\",\"ok\":%s,\"files\":%llu,"
 		       "\"bytes\":%llu,\"skipped\":%llu,\"failed\":%llu,\"total_files\":%llu,"
-		       "\"total_bytes\":%llu,\"seconds\":%.3f,\"requests\":%llu,\"retries\":%llu%s%s%s}\n",
+		       "\"total_bytes\":%llu,\"seconds\":%.3f,\"requests\":%llu,\"retries\":%llu,"
+		       "\"manifest\":\"%s\"%s%s%s}\n",
 		       what, rc == BB_OK ? "true" : "false", (unsigned long long)s->files,
 		       (unsigned long long)s->bytes, (unsigned long long)s->skipped,
 		       (unsigned long long)s->failed, (unsigned long long)s->total_files,
 		       (unsigned long long)s->total_bytes, s->seconds,
-		       (unsigned long long)s->requests, (unsigned long long)s->retries,
+		       (unsigned long long)s->requests, (unsigned long long)s->retries, mf,
 		       rc != BB_OK ? ",\"error\":\"" : "", rc != BB_OK ? e : "",
 		       rc != BB_OK ? "\"" : "");
 		return;
@@ -324,8 +326,8 @@ int cmd_ls(int argc, char **argv, int stat_only)
 	return 0;
 }
 
-/* bbcache verify DEST [--manifest M]: every file present, of its size, and
- * (when the manifest has them) of its SHA-256 or single-part S3 MD5. */
+/* bbcache verify DEST|MANIFEST: every file present, of its size, and of
+ * its SHA-256 when the manifest has one. */
 int cmd_verify(int argc, char **argv)
 {
 	struct bb_manifest *m;
@@ -338,11 +340,24 @@ int cmd_verify(int argc, char **argv)
 	}
 	if (open_manifest(argv[1], &m) != BB_OK)
 		return 1;
-	/* A single-file stage-in: the manifest's root is the file's directory. */
+	/* The files' root: DEST; the directory of a single staged file; or,
+	 * given DIR/.bbcache/NAME.manifest, DIR/NAME. */
 	char root[PATH_MAX];
 	struct stat rst;
 	snprintf(root, sizeof(root), "%s", argv[1]);
-	if (stat(root, &rst) == 0 && S_ISREG(rst.st_mode)) {
+	size_t rl = strlen(root);
+	if (rl > 9 && !strcmp(root + rl - 9, ".manifest")) {
+		root[rl - 9] = '\0';
+		char *name = strrchr(root, '/');
+		char *bbdir = name ? name - 9 : NULL;
+		if (!name || bbdir < root || strncmp(bbdir, "/.bbcache", 9) != 0) {
+			fprintf(stderr, "bbcache verify: %s is not DIR/.bbcache/NAME.manifest: give the "
+				"staged destination instead\n", argv[1]);
+			bb_manifest_close(m);
+			return 2;
+		}
+		memmove(bbdir + 1, name + 1, strlen(name + 1) + 1);
+	} else if (stat(root, &rst) == 0 && S_ISREG(rst.st_mode)) {
 		char *slash = strrchr(root, '/');
 		if (slash)
 			*slash = '\0';

@@ -727,7 +727,7 @@ static void complete(struct bb_engine *e, struct xfer *x, CURLcode code)
 	snprintf(x->res.errmsg, sizeof(x->res.errmsg), "%s: %s%s", x->what,
 		 x->curl_err[0] ? x->curl_err : curl_easy_strerror(code),
 		 code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE
-			 ? " (TLS verification is on: fix the certificate or set ca_file)"
+			 ? " (TLS verification is on: install the CA, or point $BBCACHE_CA_BUNDLE at a CA file)"
 			 : "");
 	finish(e, x);
 	return;

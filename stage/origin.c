@@ -115,7 +115,9 @@ int bb_origin_object_url(const struct bb_origin *o, const char *src, char *buf, 
 	}
 	if (bb_uri_encode(src, strlen(src), 0, enc, sizeof(enc)) != BB_OK)
 		return BB_ERANGE;
-	int n = snprintf(buf, len, "%s%s", o->base, enc);
+	/* A single object keeps its query (a presigned URL, say). */
+	int q = o->single && o->url.query[0];
+	int n = snprintf(buf, len, "%s%s%s%s", o->base, enc, q ? "?" : "", q ? o->url.query : "");
 	return n < 0 || (size_t)n >= len ? BB_ERANGE : BB_OK;
 }
 
@@ -144,7 +146,9 @@ int bb_origin_open(struct bb_origin *o, const char *source, int type, const stru
 	rc = bb_url_parse(source, &o->url, err, errlen);
 	if (rc != BB_OK)
 		return rc;
-	if (conf && !bb_conf_origin_allowed(conf, source)) {
+	char canon[8192];
+	if (conf && (bb_url_format(&o->url, canon, sizeof(canon)) != BB_OK ||
+		     !bb_conf_origin_allowed(conf, canon))) {
 		snprintf(err, errlen, "%s is not an allowed origin (allowed_origins in %s)", source,
 			 "bbcache.conf");
 		return BB_EPOLICY;
@@ -294,8 +298,12 @@ static int head_one(struct bb_origin *o, const char *url, const char *what, stru
 		bb_xfer_result_free(&res);
 		return BB_ENOTSUP;
 	}
+	/* An ETag enables ranged GETs with If-Match; over HTTP only when the
+	 * server says it serves ranges. */
+	int ranges = o->url.scheme == BB_SCHEME_S3 || res.accept_ranges;
 	rc = bb_listing_add(l, rel, "", res.content_length,
-			    res.last_modified_ns >= 0 ? res.last_modified_ns : 0, res.etag, 0);
+			    res.last_modified_ns >= 0 ? res.last_modified_ns : 0,
+			    ranges ? res.etag : NULL, 0);
 	bb_xfer_result_free(&res);
 	return rc;
 }
@@ -651,7 +659,14 @@ static int parse_list_file(const char *body, size_t len, const char *inc, const 
 			return BB_EPARSE;
 		}
 		snprintf(path, sizeof(path), "%s", buf + off);
-		if (path[0] == '/' || strstr(path, "..") || !path[0]) {
+		int dots = 0;
+		for (const char *c = path; *c;) {
+			size_t sl = strcspn(c, "/");
+			if ((sl == 1 && c[0] == '.') || (sl == 2 && c[0] == '.' && c[1] == '.'))
+				dots = 1;
+			c += sl + (c[sl] == '/');
+		}
+		if (path[0] == '/' || dots || !path[0]) {
 			snprintf(err, errlen, "%s:%d: path must be relative, without '..'", url, line);
 			return BB_EPARSE;
 		}

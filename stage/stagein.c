@@ -61,7 +61,12 @@ struct stage_run {
 	struct bbc_cache *shm;    /* --shm: the job's node cache, or NULL */
 	uint32_t block;           /* manifest block size */
 	uint64_t no_sha;          /* verify=sha256 asked, no SHA-256 known */
+	uint32_t max_active;      /* files open at once */
+	int pumping;
 };
+
+static void pump(struct stage_run *run);
+static void start_file(struct stage_run *run, uint32_t idx);
 
 /* Load a verified file into the shm cache, block by block (single flight:
  * a block someone else is loading is waited for, not loaded twice).  A
@@ -249,6 +254,33 @@ static void file_finish(struct file_job *j)
 		EVP_MD_CTX_free(j->md5);
 	j->md5 = NULL;
 	run->active_files--;
+	pump(run);
+}
+
+/* Start files while fewer than max_active are open: each open file holds a
+ * descriptor and its parts' requests, so a directory of a million files
+ * never opens a million descriptors.  Not reentrant: a nested call (a file
+ * finished while starting another) returns and the outer loop goes on. */
+static void pump(struct stage_run *run)
+{
+	if (run->pumping)
+		return;
+	run->pumping = 1;
+	while (run->next < run->count && run->active_files < run->max_active) {
+		uint32_t i = run->next++;
+		struct bb_mentry e;
+		bb_manifest_entry(run->m, i, &e);
+		if ((e.mode & S_IFMT) == S_IFDIR) {
+			char d[PATH_MAX];
+			if (i == 0 || e.n_children)
+				continue;
+			snprintf(d, sizeof(d), "%s/%s/x", run->root, e.path); /* an empty directory */
+			bb_mkdirs_for(d);
+			continue;
+		}
+		start_file(run, i);
+	}
+	run->pumping = 0;
 }
 
 static void part_done(void *arg, struct bb_xfer_result *r)
@@ -443,6 +475,7 @@ int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char 
 	eo.max_attempts = o->max_attempts;
 	eo.stall_timeout_s = o->stall_timeout_s;
 	eo.verify_tls = o->no_verify_tls ? -1 : 1;
+	eo.ca_file = getenv("BBCACHE_CA_BUNDLE");
 	rc = bb_engine_new(&eo, &eng);
 	if (rc != BB_OK) {
 		snprintf(err, errlen, "cannot start the transfer engine");
@@ -506,7 +539,7 @@ int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char 
 	if (o->manifest)
 		snprintf(s->manifest, sizeof(s->manifest), "%s", o->manifest);
 	else
-		bb_stage_manifest_path(o->dest, s->manifest, sizeof(s->manifest));
+		bb_stage_manifest_path(du.path, s->manifest, sizeof(s->manifest));
 	run.block = o->block_size ? o->block_size : 4u << 20;
 	rc = bb_manifest_builder_new(o->source, run.block, &b);
 	for (size_t i = 0; rc == BB_OK && i < l.n; i++) {
@@ -569,19 +602,8 @@ int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char 
 	}
 	/* Queue every file; the engine's window bounds what is in flight.
 	 * Directories are created as their files arrive; empty ones here. */
-	for (uint32_t i = 0; i < run.count; i++) {
-		struct bb_mentry e;
-		bb_manifest_entry(run.m, i, &e);
-		if ((e.mode & S_IFMT) == S_IFDIR) {
-			char d[PATH_MAX];
-			if (i == 0 || e.n_children)
-				continue;
-			snprintf(d, sizeof(d), "%s/%s/x", run.root, e.path);
-			bb_mkdirs_for(d);
-			continue;
-		}
-		start_file(&run, i);
-	}
+	run.max_active = (uint32_t)eo.max_parallel * 2;
+	pump(&run);
 	bb_engine_run(eng);
 	bb_progress_end(&run.prog);
 	if (run.no_sha)

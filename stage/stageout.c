@@ -298,7 +298,9 @@ static int copy_local(struct out_run *r, const char *src, const char *dst, uint6
 		snprintf(err, errlen, "cannot create the directory of %s: %s", dst, strerror(errno));
 		return BB_ESYS;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.bbtmp", dst);
+	const char *slash = strrchr(dst, '/');
+	snprintf(tmp, sizeof(tmp), "%.*s.%s.bbtmp", slash ? (int)(slash - dst + 1) : 0, dst,
+		 slash ? slash + 1 : dst);
 	in = open(src, O_RDONLY | O_CLOEXEC);
 	if (in < 0 || fstat(in, &st) < 0) {
 		snprintf(err, errlen, "cannot open %s: %s", src, strerror(errno));
@@ -368,6 +370,7 @@ int bb_stage_out(const struct bb_stage_opts *o, struct bb_stage_summary *s, char
 	eo.max_attempts = o->max_attempts;
 	eo.stall_timeout_s = o->stall_timeout_s;
 	eo.verify_tls = o->no_verify_tls ? -1 : 1;
+	eo.ca_file = getenv("BBCACHE_CA_BUNDLE");
 	rc = bb_engine_new(&eo, &r.eng);
 	if (rc != BB_OK)
 		return rc;
@@ -380,7 +383,9 @@ int bb_stage_out(const struct bb_stage_opts *o, struct bb_stage_summary *s, char
 		rc = BB_ENOTSUP;
 		goto out;
 	}
-	if (o->conf && !bb_conf_origin_allowed(o->conf, o->dest)) {
+	char canon[8192];
+	if (o->conf && (bb_url_format(&r.dst, canon, sizeof(canon)) != BB_OK ||
+			!bb_conf_origin_allowed(o->conf, canon))) {
 		snprintf(err, errlen, "%s is not an allowed destination (allowed_origins in bbcache.conf)",
 			 o->dest);
 		rc = BB_EPOLICY;

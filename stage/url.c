@@ -106,8 +106,8 @@ int bb_url_parse(const char *s, struct bb_url *u, char *err, size_t errlen)
 			return BB_ERANGE;
 		}
 		rest += hl;
-		if (*rest == '#' || (*rest == '?' && u->scheme == BB_SCHEME_S3)) {
-			snprintf(err, errlen, "%s: unexpected '%c' in URL", s, *rest);
+		if (*rest == '#' || (u->scheme == BB_SCHEME_S3 && strpbrk(rest, "?#"))) {
+			snprintf(err, errlen, "%s: '?' and '#' have no meaning in this URL", s);
 			return BB_EINVAL;
 		}
 		size_t pl = strcspn(rest, "?#");

@@ -35,6 +35,20 @@ bbc verify "$T/d1"
 eq "verify catches a changed file" "$rc" 1
 contains "verify names the file" "$T/out.log" "${f#./}"
 
+bbc verify "$T/.bbcache/d1.manifest"
+eq "verify given the manifest finds the files too" "$rc" 1
+contains "... and the same changed file" "$T/out.log" "${f#./}"
+
+echo "# a POSIX origin (a parallel file system), with few descriptors allowed"
+printf 'allowed_origins = file://%s/* %s/*\n' "$T/src" "$HTTP_URL" >"$T/site.conf"
+rc=0
+(ulimit -n 64 && "$BBCACHE" stage-in --no-progress --conf "$T/site.conf" "$T/src/set/" "$T/p1") >"$T/out.log" 2>&1 || rc=$?
+eq "file:// stage-in of 202 files with 64 descriptors exits 0" "$rc" 0
+check "file:// stage-in: every byte equal" same_tree "$T/src/set" "$T/p1"
+bbc stage-in --no-progress --conf "$T/site.conf" "/etc/" "$T/p2"
+eq "an origin outside allowed_origins exits 1" "$rc" 1
+contains "... and says so" "$T/out.log" "is not an allowed origin"
+
 echo "# resume: only what is missing moves"
 rm -f "$T/d1/$f"
 bbc stage-in --no-progress --json "$HTTP_URL/set/" "$T/d1"
