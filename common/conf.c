@@ -137,6 +137,40 @@ static int set_credentials_file(struct conf_parser *cp, const char *val)
 			sizeof(cp->conf->credentials_file), true);
 }
 
+/* A short word of letters, digits and [-_.:/] (a region, a profile, a URL). */
+static int set_word(struct conf_parser *cp, const char *key, const char *val, char *dst,
+		    size_t dstlen, const char *must_start)
+{
+	if (strlen(val) >= dstlen)
+		return why(cp, BB_ERANGE, "%s: longer than %zu bytes", key, dstlen - 1);
+	for (const char *c = val; *c; c++)
+		if (!isalnum((unsigned char)*c) && !strchr("-_.:/", *c))
+			return why(cp, BB_EPARSE, "%s: unexpected character '%c'", key, *c);
+	if (*val && must_start && strncmp(val, must_start, strlen(must_start)) &&
+	    strncmp(val, "https://", 8))
+		return why(cp, BB_EPARSE, "%s: '%s' is not an http:// or https:// URL", key, val);
+	memcpy(dst, val, strlen(val) + 1);
+	return BB_OK;
+}
+
+static int set_s3_endpoint_url(struct conf_parser *cp, const char *val)
+{
+	return set_word(cp, "s3_endpoint_url", val, cp->conf->s3_endpoint_url,
+			sizeof(cp->conf->s3_endpoint_url), "http://");
+}
+
+static int set_s3_region(struct conf_parser *cp, const char *val)
+{
+	return set_word(cp, "s3_region", val, cp->conf->s3_region, sizeof(cp->conf->s3_region),
+			NULL);
+}
+
+static int set_s3_profile(struct conf_parser *cp, const char *val)
+{
+	return set_word(cp, "s3_profile", val, cp->conf->s3_profile, sizeof(cp->conf->s3_profile),
+			NULL);
+}
+
 static int set_shm_limit_per_job(struct conf_parser *cp, const char *val)
 {
 	cp->shm_job_line = cp->line;
@@ -299,6 +333,9 @@ static const struct conf_key {
 	{"allowed_origins", true, set_allowed_origins},
 	{"default_replicas", false, set_default_replicas},
 	{"credentials_file", false, set_credentials_file},
+	{"s3_endpoint_url", false, set_s3_endpoint_url},
+	{"s3_region", false, set_s3_region},
+	{"s3_profile", false, set_s3_profile},
 	{"log_level", false, set_log_level},
 	{"log_syslog", false, set_log_syslog},
 	{"block_size", false, set_block_size},

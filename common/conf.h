@@ -17,6 +17,9 @@
  *                      "*" allows all, "none" denies all   *
  *   default_replicas   all | 1..65535        all
  *   credentials_file   absolute path or ""   "" (users' own credentials)
+ *   s3_endpoint_url    http(s) URL or ""     "" (the site's S3 endpoint; wins over users')
+ *   s3_region          region name or ""     ""
+ *   s3_profile         profile name or ""    "" (the profile to read, in users' files)
  *   log_level          error|warn|info|debug info
  *   log_syslog         bool                  no
  *   block_size         power of two, 4KiB..64MiB   4MiB
@@ -71,6 +74,9 @@ struct bb_conf {
 	char origins_source[BB_CONF_PATH_MAX + 32];
 	uint32_t default_replicas;	/* BB_REPLICAS_ALL or 1..65535 */
 	char credentials_file[BB_CONF_PATH_MAX];	/* "" = none */
+	char s3_endpoint_url[BB_CONF_PATH_MAX];	/* "" = users' own (AWS_*, ~/.aws) */
+	char s3_region[64];				/* "" = users' own */
+	char s3_profile[128];				/* "" = users' own */
 	int log_level;			/* enum bb_log_level */
 	bool log_syslog;
 	uint64_t block_size;

@@ -183,6 +183,11 @@ int bb_origin_open(struct bb_origin *o, const char *source, int type, const stru
 	case BB_SCHEME_S3: {
 		struct bb_aws_opts ao = {0};
 		ao.credentials_file = conf && conf->credentials_file[0] ? conf->credentials_file : NULL;
+		if (conf) {
+			ao.endpoint_url = conf->s3_endpoint_url[0] ? conf->s3_endpoint_url : NULL;
+			ao.region = conf->s3_region[0] ? conf->s3_region : NULL;
+			ao.profile = conf->s3_profile[0] ? conf->s3_profile : NULL;
+		}
 		rc = bb_aws_resolve(&ao, &o->aws, err, errlen);
 		if (rc != BB_OK)
 			return rc;

@@ -440,6 +440,11 @@ int bb_stage_out(const struct bb_stage_opts *o, struct bb_stage_summary *s, char
 		struct bb_aws_opts ao = {0};
 		ao.credentials_file = o->conf && o->conf->credentials_file[0] ? o->conf->credentials_file
 									    : NULL;
+		if (o->conf) {
+			ao.endpoint_url = o->conf->s3_endpoint_url[0] ? o->conf->s3_endpoint_url : NULL;
+			ao.region = o->conf->s3_region[0] ? o->conf->s3_region : NULL;
+			ao.profile = o->conf->s3_profile[0] ? o->conf->s3_profile : NULL;
+		}
 		rc = bb_aws_resolve(&ao, &r.aws, err, errlen);
 		if (rc != BB_OK)
 			goto out;

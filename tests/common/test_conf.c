@@ -263,6 +263,24 @@ static void test_origins(void)
 	bb_conf_free(&c);
 }
 
+static void test_s3_keys(void)
+{
+	struct bb_conf c;
+
+	bb_conf_defaults(&c);
+	CU_ASSERT_STRING_EQUAL(c.s3_endpoint_url, "");
+	CU_ASSERT_EQUAL(parse(&c, "s3_endpoint_url = https://s3.site.example:9000\n"
+				  "s3_region = eu-central-1\ns3_profile = hpc_data\n"), BB_OK);
+	CU_ASSERT_STRING_EQUAL(c.s3_endpoint_url, "https://s3.site.example:9000");
+	CU_ASSERT_STRING_EQUAL(c.s3_region, "eu-central-1");
+	CU_ASSERT_STRING_EQUAL(c.s3_profile, "hpc_data");
+	bb_conf_free(&c);
+	expect_err("s3_endpoint_url = ftp://x\n", BB_EPARSE,
+		   "test.conf:1: s3_endpoint_url: 'ftp://x' is not an http:// or https:// URL");
+	expect_err("s3_region = eu west\n", BB_EPARSE, "test.conf:1: s3_region: unexpected character ' '");
+	expect_err("s3_profile = a\ns3_profile = b\n", BB_EPARSE, "test.conf:2:");
+}
+
 static void test_load(void)
 {
 	char path[] = "/tmp/bbcache-test-conf-XXXXXX";
@@ -313,6 +331,7 @@ int main(void)
 	CU_add_test(s, "NUL inside a line", test_nul_inside);
 	CU_add_test(s, "origins", test_origins);
 	CU_add_test(s, "load", test_load);
+	CU_add_test(s, "s3 keys", test_s3_keys);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

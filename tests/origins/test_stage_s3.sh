@@ -37,6 +37,14 @@ if grep -rq S3RVER "$T/out.log"; then bad "the secret stays out of the output"; 
 objs=$(bb_fault_stat 'sum(1 for k in s["by_path"] if k.startswith("/bkt1/data/"))')
 eq "each object read once" "$objs" 1200
 
+echo "# the site's endpoint from bbcache.conf (s3_endpoint_url) wins over ~/.aws/config"
+printf '[default]\nregion = us-east-1\nendpoint_url = http://127.0.0.1:9/\n' >"$HOME/.aws/config"
+printf 's3_endpoint_url = %s\ns3_region = us-east-1\n' "$FAULT_URL" >"$T/site.conf"
+bbc stage-in --no-progress --conf "$T/site.conf" --include 'd00/d00/*' s3://bkt1/data/ "$T/c1"
+eq "endpoint from bbcache.conf: exits 0" "$rc" 0
+check "endpoint from bbcache.conf: files there" test -n "$(find "$T/c1" -type f | head -n 1)"
+printf '[default]\nregion = us-east-1\nendpoint_url = %s\n' "$FAULT_URL" >"$HOME/.aws/config"
+
 echo "# a wrong secret: refused, named, not echoed"
 printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = WRONGSECRETvalue\n' \
 	>"$HOME/.aws/credentials"
