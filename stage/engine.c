@@ -791,6 +791,16 @@ int bb_engine_run(struct bb_engine *e)
 		}
 		if (!e->n_active && !e->n_queued)
 			break;
+		/* Callbacks may have queued work the window has room for: start
+		 * it now rather than after a poll timeout. */
+		int startable = 0;
+		if (e->n_active < e->o.max_parallel) {
+			double t = mono_now();
+			for (struct xfer *x = e->q_head; x && !startable; x = x->next)
+				startable = x->state != XS_WAITING || x->ready_at <= t;
+		}
+		if (startable)
+			continue;
 		int timeout = 100;
 		if (next_ready) {
 			double wait = (next_ready - mono_now()) * 1000;
