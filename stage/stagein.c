@@ -63,6 +63,7 @@ struct stage_run {
 	uint64_t no_sha;          /* verify=sha256 asked, no SHA-256 known */
 	uint32_t max_active;      /* files open at once */
 	int pumping;
+	char last_dir[PATH_MAX];  /* the directory open_tmp made last */
 };
 
 static void pump(struct stage_run *run);
@@ -296,12 +297,22 @@ static void part_done(void *arg, struct bb_xfer_result *r)
 /* Open the temporary file of entry e (creating parent directories). */
 static int open_tmp(struct file_job *j, const struct bb_mentry *e)
 {
-	if (bb_mkdirs_for(j->final) != BB_OK) {
+	struct stage_run *run = j->run;
+	const char *slash = strrchr(j->final, '/');
+	size_t dl = (size_t)(slash - j->final);
+
+	/* Files arrive in path order: their directory is usually the last one
+	 * made, so mkdir -p runs once per directory, not once per file. */
+	if ((dl != strlen(run->last_dir) || memcmp(run->last_dir, j->final, dl) != 0) &&
+	    bb_mkdirs_for(j->final) != BB_OK) {
 		snprintf(j->err, sizeof(j->err), "cannot create the directory of %s: %s", j->final,
 			 strerror(errno));
 		return BB_ESYS;
 	}
-	const char *slash = strrchr(j->final, '/');
+	if (dl < sizeof(run->last_dir)) {
+		memcpy(run->last_dir, j->final, dl);
+		run->last_dir[dl] = '\0';
+	}
 	snprintf(j->tmp, sizeof(j->tmp), "%.*s/.%s.bbtmp", (int)(slash - j->final), j->final,
 		 slash + 1);
 	j->fd = open(j->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -309,7 +320,9 @@ static int open_tmp(struct file_job *j, const struct bb_mentry *e)
 		snprintf(j->err, sizeof(j->err), "cannot create %s: %s", j->tmp, strerror(errno));
 		return errno == ENOSPC ? BB_ENOSPC : BB_ESYS;
 	}
-	if (e->size && posix_fallocate(j->fd, 0, (off_t)e->size) == ENOSPC) {
+	/* Reserve large files up front: a full disk fails at once, not after
+	 * gigabytes (small ones fail at their first write just as clearly). */
+	if (e->size >= (1u << 20) && posix_fallocate(j->fd, 0, (off_t)e->size) == ENOSPC) {
 		snprintf(j->err, sizeof(j->err), "%s: no space left for %llu bytes", j->final,
 			 (unsigned long long)e->size);
 		close(j->fd);
