@@ -38,7 +38,7 @@ int bb_mkdirs_for(const char *path)
 	return BB_OK;
 }
 
-int bb_sha256_fd(int fd, uint64_t size, uint8_t out[32])
+int bb_digest_fd(int fd, uint64_t size, const char *md, unsigned char *out)
 {
 	static char buf[1 << 20];
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
@@ -47,7 +47,7 @@ int bb_sha256_fd(int fd, uint64_t size, uint8_t out[32])
 
 	if (!c)
 		return BB_ENOMEM;
-	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	EVP_DigestInit_ex(c, EVP_get_digestbyname(md), NULL);
 	while (pos < size) {
 		ssize_t r = pread(fd, buf, sizeof(buf), (off_t)pos);
 		if (r <= 0) {
@@ -60,6 +60,11 @@ int bb_sha256_fd(int fd, uint64_t size, uint8_t out[32])
 	EVP_DigestFinal_ex(c, out, NULL);
 	EVP_MD_CTX_free(c);
 	return rc;
+}
+
+int bb_sha256_fd(int fd, uint64_t size, uint8_t out[32])
+{
+	return bb_digest_fd(fd, size, "SHA256", out);
 }
 
 int bb_sha256_fd_check(int fd, uint64_t size, const uint8_t *sha256)

@@ -9,6 +9,8 @@ int bb_mkdirs_for(const char *path);
 /* BB_OK if the first size bytes of fd hash to sha256 (32 bytes). */
 int bb_sha256_fd_check(int fd, uint64_t size, const uint8_t *sha256);
 int bb_sha256_fd(int fd, uint64_t size, uint8_t out[32]);
+/* The digest md ("MD5", "SHA256") of the first size bytes of fd. */
+int bb_digest_fd(int fd, uint64_t size, const char *md, unsigned char *out);
 
 /* Progress: a line on stderr redrawn at most 4 times a second when it is a
  * terminal (files, bytes, rate, ETA), and/or one JSON object per event on

@@ -156,30 +156,6 @@ static void file_reset(void *arg)
 	}
 }
 
-static int md5_of_fd(int fd, uint64_t size, unsigned char out[16])
-{
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	static char buf[1 << 20];
-	uint64_t pos = 0;
-	int rc = BB_OK;
-
-	if (!c)
-		return BB_ENOMEM;
-	EVP_DigestInit_ex(c, EVP_md5(), NULL);
-	while (pos < size) {
-		ssize_t r = pread(fd, buf, sizeof(buf), (off_t)pos);
-		if (r <= 0) {
-			rc = BB_ESYS;
-			break;
-		}
-		EVP_DigestUpdate(c, buf, (size_t)r);
-		pos += (uint64_t)r;
-	}
-	EVP_DigestFinal_ex(c, out, NULL);
-	EVP_MD_CTX_free(c);
-	return rc;
-}
-
 static void job_fail(struct file_job *j, int rc, const char *msg)
 {
 	if (!j->failed) {
@@ -203,7 +179,7 @@ static void file_finish(struct file_job *j)
 		if (j->md5 && j->md5_ok && j->md5_pos == e.size)
 			EVP_DigestFinal_ex(j->md5, d, NULL);
 		else
-			md5_of_fd(j->fd, e.size, d);
+			bb_digest_fd(j->fd, e.size, "MD5", d);
 		for (int i = 0; i < 16; i++)
 			snprintf(hex + 2 * i, 3, "%02x", d[i]);
 		if (strcmp(hex, e.etag) != 0) {
