@@ -119,6 +119,17 @@ static int key_is(struct bbc_entry *e, uint64_t file_id, uint64_t block)
 	return e->file_id == file_id && e->block == block;
 }
 
+/* Take entry idx1 out of its chain as ours to free (EVICTING, owned by us,
+ * so an audit frees it if we die before bbc_entry_put()). */
+static void do_take_out(struct bbc_cache *c, struct bbc_entry *e, uint32_t bucket, uint32_t idx1)
+{
+	bbc_gen_begin(e);
+	e->owner = (uint32_t)c->my_slot + 1;
+	bbc_set_state_wake(e, BBC_ST_EVICTING);
+	do_bbc_unlink(c, bucket, idx1);
+	bbc_gen_end(e);
+}
+
 /* The primary entry (copy 0) of a key, any state, or 0. */
 static uint32_t do_find_primary(struct bbc_cache *c, uint32_t bucket, uint64_t file_id,
 				uint64_t block)
@@ -415,11 +426,7 @@ int bbc_evict_some(struct bbc_cache *c, int arena, int want_slots)
 			bbc_unlock(&c->stripes[s]);
 			continue;
 		}
-		bbc_gen_begin(e);
-		e->owner = (uint32_t)c->my_slot + 1;
-		bbc_set_state_wake(e, BBC_ST_EVICTING);
-		do_bbc_unlink(c, bucket, i + 1);
-		bbc_gen_end(e);
+		do_take_out(c, e, bucket, i + 1);
 		bbc_unlock(&c->stripes[s]);
 		bbc_entry_put(c, i + 1);
 		my_stats(c)->evictions++;
@@ -463,11 +470,7 @@ int bbc_evict(struct bbc_cache *c, uint64_t file_id, uint64_t block)
 	}
 	for (int k = 0; k < nv; k++) {
 		struct bbc_entry *e = bbc_entry_at(c, victims[k]);
-		bbc_gen_begin(e);
-		e->owner = (uint32_t)c->my_slot + 1;
-		bbc_set_state_wake(e, BBC_ST_EVICTING);
-		do_bbc_unlink(c, bucket, victims[k]);
-		bbc_gen_end(e);
+		do_take_out(c, e, bucket, victims[k]);
 	}
 	bbc_unlock(&c->stripes[s]);
 	for (int k = 0; k < nv; k++)
@@ -617,11 +620,7 @@ int bbc_get(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint32_t len,
 			/* Refill: drop the failed entry and start afresh. */
 			if (e->err == BB_EDEAD)
 				my_stats(c)->takeovers++;
-			bbc_gen_begin(e);
-			e->owner = (uint32_t)c->my_slot + 1;
-			bbc_set_state_wake(e, BBC_ST_EVICTING);
-			do_bbc_unlink(c, bucket, idx);
-			bbc_gen_end(e);
+			do_take_out(c, e, bucket, idx);
 			bbc_unlock(&c->stripes[s]);
 			bbc_entry_put(c, idx);
 			continue;
@@ -669,21 +668,32 @@ int bbc_get(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint32_t len,
 	return rc;
 }
 
+/* Lock the stripe of the entry a fill reference names; *sp: the stripe. */
+static int lock_fill(struct bbc_cache *c, const struct bbc_ref *ref, struct bbc_entry **ep,
+		     uint32_t *sp)
+{
+	if (!ref->entry || !ref->filling)
+		return BB_EINVAL;
+	*ep = bbc_entry_at(c, ref->entry);
+	*sp = bbc_stripe_of_bucket(c, bbc_bucket_of(c, (*ep)->file_id, (*ep)->block));
+	return BBC_LOCK(c, &c->stripes[*sp], BBC_LK_STRIPE, *sp);
+}
+
+/* Still our fill?  Not if an audit took us for dead (stripe lock held). */
+static int do_own_fill(struct bbc_cache *c, struct bbc_entry *e)
+{
+	return bbc_state(e) == BBC_ST_FILLING && e->owner == (uint32_t)c->my_slot + 1;
+}
+
 int bbc_fill_commit(struct bbc_cache *c, struct bbc_ref *ref)
 {
 	struct bbc_entry *e;
-	uint32_t bucket, s;
-	int rc;
+	uint32_t s;
+	int rc = lock_fill(c, ref, &e, &s);
 
-	if (!ref->entry || !ref->filling)
-		return BB_EINVAL;
-	e = bbc_entry_at(c, ref->entry);
-	bucket = bbc_bucket_of(c, e->file_id, e->block);
-	s = bbc_stripe_of_bucket(c, bucket);
-	rc = BBC_LOCK(c, &c->stripes[s], BBC_LK_STRIPE, s);
 	if (rc != BB_OK)
 		return rc;
-	if (bbc_state(e) != BBC_ST_FILLING || e->owner != (uint32_t)c->my_slot + 1) {
+	if (!do_own_fill(c, e)) {
 		/* An audit decided we were dead: we were not, but our fill is gone. */
 		bbc_unlock(&c->stripes[s]);
 		return BB_EDEAD;
@@ -699,19 +709,13 @@ int bbc_fill_commit(struct bbc_cache *c, struct bbc_ref *ref)
 int bbc_fill_abort(struct bbc_cache *c, struct bbc_ref *ref, int err)
 {
 	struct bbc_entry *e;
-	uint32_t bucket, s;
-	int rc;
+	uint32_t s;
+	int rc = lock_fill(c, ref, &e, &s);
 
-	if (!ref->entry || !ref->filling)
-		return BB_EINVAL;
-	e = bbc_entry_at(c, ref->entry);
-	bucket = bbc_bucket_of(c, e->file_id, e->block);
-	s = bbc_stripe_of_bucket(c, bucket);
-	rc = BBC_LOCK(c, &c->stripes[s], BBC_LK_STRIPE, s);
 	if (rc != BB_OK)
 		return rc;
 	unpin_record(c, ref); /* a FAILED entry is never referenced */
-	if (bbc_state(e) == BBC_ST_FILLING && e->owner == (uint32_t)c->my_slot + 1) {
+	if (do_own_fill(c, e)) {
 		e->err = (uint32_t)(err > 0 && err < BB_NERRORS ? err : BB_EFILL);
 		e->owner = 0;
 		bbc_set_state_wake(e, BBC_ST_FAILED);

@@ -49,6 +49,21 @@ static inline int shmtest_check(const void *buf, uint64_t file, uint64_t block, 
 	return 1;
 }
 
+/* Fill (file, block) with its pattern unless it is there; rc of bbc_get. */
+static inline int shmtest_put(struct bbc_cache *c, uint64_t file, uint64_t block, uint32_t len)
+{
+	struct bbc_ref ref;
+	int rc = bbc_get(c, file, block, len, -1, 0, 1000, &ref);
+	if (rc != 0)
+		return rc;
+	if (ref.filling) {
+		shmtest_fill(ref.data, file, block, len);
+		rc = bbc_fill_commit(c, &ref);
+	}
+	bbc_unpin(c, &ref);
+	return rc;
+}
+
 static inline uint64_t shmtest_job_id(int n)
 {
 	return 900000000ULL + (uint64_t)getpid() * 100 + (uint64_t)n;

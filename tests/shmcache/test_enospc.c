@@ -29,20 +29,6 @@ static int count_files(void)
 	return n;
 }
 
-static int put_block(struct bbc_cache *c, uint64_t file, uint64_t block, uint32_t len)
-{
-	struct bbc_ref ref;
-	int rc = bbc_get(c, file, block, len, -1, 0, 1000, &ref);
-	if (rc != BB_OK)
-		return rc;
-	if (ref.filling) {
-		shmtest_fill(ref.data, file, block, len);
-		rc = bbc_fill_commit(c, &ref);
-	}
-	bbc_unpin(c, &ref);
-	return rc;
-}
-
 static void test_full_shm(void)
 {
 	struct bbc_params p = {0};
@@ -55,7 +41,7 @@ static void test_full_shm(void)
 	p.byte_limit = 8 << 20;
 	CU_ASSERT_EQUAL_FATAL(bbc_create(&p, &a), BB_OK);
 	for (uint64_t k = 0; k < 100; k++)
-		CU_ASSERT_EQUAL(put_block(a, 1, k, 65536), BB_OK);
+		CU_ASSERT_EQUAL(shmtest_put(a, 1, k, 65536), BB_OK);
 
 	/* Larger than what is left of the 24 MiB file system. */
 	p.job_id = 2;
@@ -86,7 +72,7 @@ static void test_full_shm(void)
 			CU_ASSERT(n == 65536 && shmtest_check(buf, 1, k, 0, 65536));
 	}
 	for (uint64_t k = 100; k < 300; k++)
-		CU_ASSERT_EQUAL(put_block(a, 1, k, 65536), BB_OK);
+		CU_ASSERT_EQUAL(shmtest_put(a, 1, k, 65536), BB_OK);
 	CU_ASSERT_EQUAL(bbc_read(a, 1, 299, 0, buf, sizeof(buf)), 65536);
 	CU_ASSERT(shmtest_check(buf, 1, 299, 0, 65536));
 	close(fd);

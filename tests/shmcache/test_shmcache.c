@@ -41,20 +41,6 @@ static void drop_cache(struct bbc_cache *c, int n)
 }
 
 /* Fill (file, block) with its pattern; returns rc of bbc_get. */
-static int put_block(struct bbc_cache *c, uint64_t file, uint64_t block, uint32_t len)
-{
-	struct bbc_ref ref;
-	int rc = bbc_get(c, file, block, len, -1, 0, 1000, &ref);
-	if (rc != BB_OK)
-		return rc;
-	if (ref.filling) {
-		shmtest_fill(ref.data, file, block, len);
-		rc = bbc_fill_commit(c, &ref);
-	}
-	bbc_unpin(c, &ref);
-	return rc;
-}
-
 static int read_ok(struct bbc_cache *c, uint64_t file, uint64_t block, uint32_t len)
 {
 	static char buf[1 << 20];
@@ -84,7 +70,7 @@ static void test_segment_lifecycle(void)
 	/* A second attach in one process shares the handle (and client slot). */
 	CU_ASSERT_EQUAL(bbc_attach(NULL, shmtest_job_id(1), &c2), BB_OK);
 	CU_ASSERT_PTR_EQUAL(c2, c);
-	CU_ASSERT_EQUAL(put_block(c, 1, 0, 10000), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 1, 0, 10000), BB_OK);
 	bbc_detach(c2);
 	CU_ASSERT(read_ok(c, 1, 0, 10000));
 	uint64_t job = shmtest_job_id(1);
@@ -145,9 +131,9 @@ static void test_fill_and_read(void)
 	struct bbc_ref ref;
 
 	CU_ASSERT_EQUAL(bbc_read(c, 7, 0, 0, buf, sizeof(buf)), -BB_ENOENT);
-	CU_ASSERT_EQUAL(put_block(c, 7, 0, 4096), BB_OK);
-	CU_ASSERT_EQUAL(put_block(c, 7, 1, 100 * 1024), BB_OK);
-	CU_ASSERT_EQUAL(put_block(c, 8, 0, 1), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 7, 0, 4096), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 7, 1, 100 * 1024), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 8, 0, 1), BB_OK);
 	CU_ASSERT(read_ok(c, 7, 0, 4096));
 	CU_ASSERT(read_ok(c, 7, 1, 100 * 1024));
 	CU_ASSERT(read_ok(c, 8, 0, 1));
@@ -191,7 +177,7 @@ static void test_fill_abort(void)
 	char buf[16];
 	CU_ASSERT_EQUAL(bbc_read(c, 1, 1, 0, buf, 16), -BB_ENOENT);
 	/* A new get refills it. */
-	CU_ASSERT_EQUAL(put_block(c, 1, 1, 5000), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 1, 1, 5000), BB_OK);
 	CU_ASSERT(read_ok(c, 1, 1, 5000));
 	drop_cache(c, 4);
 }
@@ -314,7 +300,7 @@ static void test_reader_dies_with_pin(void)
 	struct bbc_cache *c = make_cache(8, 4 << 20, 1, BBC_NUMA_LOCAL);
 	int pfd[2];
 
-	CU_ASSERT_EQUAL(put_block(c, 5, 0, 4096), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 5, 0, 4096), BB_OK);
 	CU_ASSERT_FATAL(pipe(pfd) == 0);
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -385,25 +371,25 @@ static void test_lock_holder_dies(void)
 	struct bbc_cache *c = make_cache(9, 4 << 20, 1, BBC_NUMA_LOCAL);
 
 	for (uint64_t b = 0; b < 20; b++)
-		CU_ASSERT_EQUAL(put_block(c, 6, b, 8192), BB_OK);
+		CU_ASSERT_EQUAL(shmtest_put(c, 6, b, 8192), BB_OK);
 	uint32_t s = bbc_stripe_of_bucket(c, bbc_bucket_of(c, 6, 0));
 	die_holding(c, &c->stripes[s], mess_stripe);
 	/* The half-evicted block is a miss (never torn bytes); others read. */
 	char buf[8192];
 	long n = bbc_read(c, 6, 0, 0, buf, sizeof(buf));
 	CU_ASSERT(n == -BB_ENOENT || (n == 8192 && shmtest_check(buf, 6, 0, 0, 8192)));
-	CU_ASSERT_EQUAL(put_block(c, 6, 0, 8192), BB_OK); /* repairs, refills */
+	CU_ASSERT_EQUAL(shmtest_put(c, 6, 0, 8192), BB_OK); /* repairs, refills */
 	CU_ASSERT(read_ok(c, 6, 0, 8192));
 	CU_ASSERT_EQUAL(c->stripes[s].repairs, 1);
 
 	die_holding(c, &c->hdr->arenas[0].lock, mess_arena);
-	CU_ASSERT_EQUAL(put_block(c, 6, 100, 8192), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 6, 100, 8192), BB_OK);
 	for (uint64_t b = 1; b < 20; b++)
 		CU_ASSERT(read_ok(c, 6, b, 8192));
 	CU_ASSERT(read_ok(c, 6, 100, 8192));
 
 	die_holding(c, &c->hdr->slots_lock, mess_slots);
-	CU_ASSERT_EQUAL(put_block(c, 6, 101, 8192), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 6, 101, 8192), BB_OK);
 	CU_ASSERT(read_ok(c, 6, 101, 8192));
 
 	/* The rebuilt arena accounts for exactly the live extents. */
@@ -431,12 +417,12 @@ static void test_eviction(void)
 	struct bbc_cache *c = make_cache(10, 1 << 20, 1, BBC_NUMA_LOCAL);
 	struct bbc_ref held;
 
-	CU_ASSERT_EQUAL(put_block(c, 1, 0, 65536), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 1, 0, 65536), BB_OK);
 	CU_ASSERT_EQUAL(bbc_set_pinned(c, 1, 0, 1), BB_OK);
-	CU_ASSERT_EQUAL(put_block(c, 1, 1, 65536), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 1, 1, 65536), BB_OK);
 	CU_ASSERT_EQUAL(bbc_pin(c, 1, 1, &held), BB_OK);
 	for (uint64_t b = 0; b < 400; b++)
-		CU_ASSERT_EQUAL(put_block(c, 2, b, 12000), BB_OK);
+		CU_ASSERT_EQUAL(shmtest_put(c, 2, b, 12000), BB_OK);
 	struct bbc_stats st;
 	bbc_get_stats(c, &st);
 	CU_ASSERT(st.evictions > 300);
@@ -473,7 +459,7 @@ static void test_slot_eviction(void)
 	p.owner = (uid_t)-1;
 	CU_ASSERT_EQUAL_FATAL(bbc_create(&p, &c), BB_OK);
 	for (uint64_t b = 0; b < 3000; b++)
-		CU_ASSERT_EQUAL(put_block(c, 1, b, 100), BB_OK);
+		CU_ASSERT_EQUAL(shmtest_put(c, 1, b, 100), BB_OK);
 	CU_ASSERT(read_ok(c, 1, 2999, 100));
 	struct bbc_stats st;
 	bbc_get_stats(c, &st);
@@ -488,12 +474,12 @@ static void test_large_blocks(void)
 	struct bbc_ref ref;
 	char *buf = malloc(BBC_MAX_EXTENT);
 
-	CU_ASSERT_EQUAL(put_block(c, 1, 0, BBC_MAX_EXTENT), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 1, 0, BBC_MAX_EXTENT), BB_OK);
 	CU_ASSERT_EQUAL(bbc_read(c, 1, 0, 0, buf, BBC_MAX_EXTENT), BBC_MAX_EXTENT);
 	CU_ASSERT(shmtest_check(buf, 1, 0, 0, BBC_MAX_EXTENT));
-	CU_ASSERT_EQUAL(put_block(c, 1, 1, BBC_MAX_EXTENT - 5), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 1, 1, BBC_MAX_EXTENT - 5), BB_OK);
 	/* A third 64 MiB block fits only by evicting one of the first two. */
-	CU_ASSERT_EQUAL(put_block(c, 1, 2, BBC_MAX_EXTENT), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 1, 2, BBC_MAX_EXTENT), BB_OK);
 	CU_ASSERT_EQUAL(bbc_read(c, 1, 2, 0, buf, BBC_MAX_EXTENT), BBC_MAX_EXTENT);
 	CU_ASSERT(shmtest_check(buf, 1, 2, 0, BBC_MAX_EXTENT));
 	CU_ASSERT_EQUAL(bbc_get(c, 1, 3, BBC_MAX_EXTENT + 1, -1, 0, 0, &ref), BB_EINVAL);
@@ -509,7 +495,7 @@ static void test_numa_local_and_interleave(void)
 		for (int a = 0; a < arenas; a++) {
 			bbc_test_set_arena(a);
 			CU_ASSERT_EQUAL(bbc_current_arena(c), a);
-			CU_ASSERT_EQUAL(put_block(c, 1, (uint64_t)a, 4096), BB_OK);
+			CU_ASSERT_EQUAL(shmtest_put(c, 1, (uint64_t)a, 4096), BB_OK);
 			CU_ASSERT_EQUAL(bbc_block_arena(c, 1, (uint64_t)a), a);
 		}
 		/* Readers on every arena see every block. */
@@ -528,7 +514,7 @@ static void test_numa_local_and_interleave(void)
 		c = make_cache(14, 8 << 20, arenas, BBC_NUMA_INTERLEAVE);
 		bbc_test_set_arena(0);
 		for (uint64_t b = 0; b < 400; b++)
-			CU_ASSERT_EQUAL(put_block(c, 2, b, 4096), BB_OK);
+			CU_ASSERT_EQUAL(shmtest_put(c, 2, b, 4096), BB_OK);
 		bbc_test_set_arena(-1);
 		bbc_get_stats(c, &st);
 		for (int a = 0; a < arenas; a++) {
@@ -544,7 +530,7 @@ static void test_numa_replicate(void)
 	char buf[4096];
 
 	bbc_test_set_arena(0);
-	CU_ASSERT_EQUAL(put_block(c, 1, 0, 4096), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 1, 0, 4096), BB_OK);
 	CU_ASSERT_EQUAL(bbc_block_arena(c, 1, 0), 0);
 	bbc_test_set_arena(2);
 	CU_ASSERT_EQUAL(bbc_block_arena(c, 1, 0), 0); /* remote, no copy yet */
@@ -603,14 +589,14 @@ static void test_fork_child(void)
 	struct bbc_cache *c = make_cache(17, 4 << 20, 1, BBC_NUMA_LOCAL);
 	struct bbc_ref parent_ref;
 
-	CU_ASSERT_EQUAL(put_block(c, 1, 0, 4096), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 1, 0, 4096), BB_OK);
 	CU_ASSERT_EQUAL(bbc_pin(c, 1, 0, &parent_ref), BB_OK);
 	pid_t pid = fork();
 	if (pid == 0) {
 		struct bbc_ref r = parent_ref;
 		if (!read_ok(c, 1, 0, 4096))
 			_exit(2);
-		if (put_block(c, 1, 1, 4096) != BB_OK)
+		if (shmtest_put(c, 1, 1, 4096) != BB_OK)
 			_exit(3);
 		if (c->my_slot == (int)parent_ref.client)
 			_exit(4);
