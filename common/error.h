@@ -30,7 +30,8 @@
 	X(BB_ENOTSUP, ENOTSUP, "operation not supported")                     \
 	X(BB_EDEAD, EIO, "the process doing this work died")                  \
 	X(BB_ESTALE, ESTALE, "object changed or was removed")                 \
-	X(BB_EPOLICY, EACCES, "not allowed by site policy")
+	X(BB_EPOLICY, EACCES, "not allowed by site policy")                   \
+	X(BB_EPROTO, EPROTO, "malformed protocol message")
 
 enum bb_rc {
 #define BB_ERROR_ENUM(name, err, msg) name,

@@ -33,7 +33,8 @@
 #define BBM_MAGIC "BBMANIF\0"
 #define BBM_VERSION 1u
 #define BBM_F_PATH_SORTED 0x1u /* entries are in path order: no sorted index */
-#define BBM_KNOWN_FLAGS BBM_F_PATH_SORTED
+#define BBM_F_SINGLE 0x2u      /* the dataset is one file: the root's only child */
+#define BBM_KNOWN_FLAGS (BBM_F_PATH_SORTED | BBM_F_SINGLE)
 #define BBM_HASH_SEED 0x74736566696e616dULL /* "manifest" */
 #define BBM_MAX_ENTRIES (UINT32_MAX - 1u)
 
@@ -192,6 +193,7 @@ struct bb_manifest {
 	const char *source;
 	uint64_t total_bytes;
 	uint32_t count, n_files, block_size;
+	int single;
 };
 
 static inline const unsigned char *ent(const struct bb_manifest *m, uint32_t i)
@@ -301,6 +303,7 @@ static int validate_header(struct bb_manifest *m, const char *name, char *err, s
 		seterr(err, errlen, "%s: unsupported flags 0x%x", name, flags);
 		goto out;
 	}
+	m->single = (flags & BBM_F_SINGLE) != 0;
 	if (ld32(h + HOFF(reserved))) {
 		seterr(err, errlen, "%s: reserved header field is not zero", name);
 		goto out;
@@ -584,6 +587,10 @@ static int validate(struct bb_manifest *m, const char *name, char *err, size_t e
 		       (unsigned long long)total);
 		goto out;
 	}
+	if (m->single && (m->count != 2 || m->n_files != 1)) {
+		seterr(err, errlen, "%s: a single-file manifest with %u entries", name, m->count);
+		goto out;
+	}
 	rc = BB_OK;
 out:
 	return rc;
@@ -699,6 +706,11 @@ uint32_t bb_manifest_count(const struct bb_manifest *m)
 const char *bb_manifest_source(const struct bb_manifest *m)
 {
 	return m->source;
+}
+
+int bb_manifest_is_single(const struct bb_manifest *m)
+{
+	return m->single;
 }
 
 uint32_t bb_manifest_block_size(const struct bb_manifest *m)
@@ -880,6 +892,7 @@ struct bb_manifest_builder {
 	uint8_t *digests;
 	size_t n_digests, cap_digests;
 	struct chunk *chunks;
+	int single;
 };
 
 static char *arena_dup(struct bb_manifest_builder *b, const char *s, size_t len)
@@ -943,6 +956,11 @@ static int reserve_digests(struct bb_manifest_builder *b, size_t need)
 	b->digests = p;
 	b->cap_digests = cap;
 	return BB_OK;
+}
+
+void bb_manifest_builder_set_single(struct bb_manifest_builder *b)
+{
+	b->single = 1;
 }
 
 int bb_manifest_builder_new(const char *source_url, uint32_t block_size,
@@ -1345,7 +1363,7 @@ static void fill_image(const struct bb_manifest_builder *b, unsigned char *map, 
 	memcpy(h, BBM_MAGIC, 8);
 	st32(h + HOFF(version), BBM_VERSION);
 	st32(h + HOFF(header_size), (uint32_t)BBM_HDR_SIZE);
-	st32(h + HOFF(flags), BBM_F_PATH_SORTED);
+	st32(h + HOFF(flags), BBM_F_PATH_SORTED | (b->single ? BBM_F_SINGLE : 0));
 	st32(h + HOFF(entry_size), (uint32_t)BBM_ENT_SIZE);
 	st32(h + HOFF(count), count);
 	st32(h + HOFF(n_files), n_files);

@@ -69,6 +69,9 @@ uint32_t bb_manifest_builder_count(const struct bb_manifest_builder *b);
 int bb_manifest_builder_write(struct bb_manifest_builder *b, const char *path, char *err,
 			      size_t errlen);
 void bb_manifest_builder_free(struct bb_manifest_builder *b);
+/* Mark the manifest as one file staged by itself (type=file): its only
+ * entry below the root is that file, and the dataset's path is the file's. */
+void bb_manifest_builder_set_single(struct bb_manifest_builder *b);
 
 struct bb_manifest; /* an open (mmap'ed) manifest */
 
@@ -88,6 +91,7 @@ uint32_t
 bb_manifest_count(const struct bb_manifest *m); /* entries incl. directories; 0 = root "" */
 const char *bb_manifest_source(const struct bb_manifest *m); /* source URL */
 uint32_t bb_manifest_block_size(const struct bb_manifest *m);
+int bb_manifest_is_single(const struct bb_manifest *m); /* built with set_single */
 uint64_t bb_manifest_total_bytes(const struct bb_manifest *m); /* sum of file sizes */
 uint32_t bb_manifest_n_files(const struct bb_manifest *m); /* entries that are not directories */
 

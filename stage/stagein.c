@@ -531,6 +531,8 @@ int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char 
 		bb_stage_manifest_path(du.path, s->manifest, sizeof(s->manifest));
 	run.block = o->block_size ? o->block_size : 4u << 20;
 	rc = bb_manifest_builder_new(o->source, run.block, &b);
+	if (rc == BB_OK && dest_name)
+		bb_manifest_builder_set_single(b);
 	for (size_t i = 0; rc == BB_OK && i < l.n; i++) {
 		struct bb_manifest_file f = {0};
 		f.path = dest_name ? dest_name : l.v[i].rel;
