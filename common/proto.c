@@ -1,7 +1,12 @@
 /* The agent protocol's wire format (common/proto.h, docs/agent-protocol.md). */
 #include "common/proto.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "common/error.h"
 
@@ -160,4 +165,69 @@ int bbp_decode(const void *buf, size_t len, struct bbp_msg *m)
 		break;
 	}
 	return BB_OK;
+}
+
+int bbp_connect(const char *path, int *fd)
+{
+	struct sockaddr_un sa;
+	size_t n = strlen(path);
+	int s, e;
+
+	*fd = -1;
+	if (n >= sizeof(sa.sun_path))
+		return BB_ERANGE;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, n + 1);
+	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return BB_ESYS;
+	while (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (errno == EINTR)
+			continue;
+		e = errno;
+		close(s);
+		return e == ENOENT ? BB_ENOENT : e == ECONNREFUSED ? BB_EAGAIN
+		       : e == EACCES || e == EPERM ? BB_EPERM : BB_ESYS;
+	}
+	*fd = s;
+	return BB_OK;
+}
+
+int bbp_call(int fd, const struct bbp_msg *req, struct bbp_msg *rep, void *buf, size_t cap,
+	     int timeout_ms)
+{
+	size_t n = bbp_encode(req, buf, cap);
+	ssize_t r;
+
+	if (!n)
+		return BB_EINVAL;
+	while ((r = send(fd, buf, n, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		return errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN ? BB_EDEAD : BB_ESYS;
+	for (;;) {
+		if (timeout_ms >= 0) {
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+			int pr = poll(&p, 1, timeout_ms);
+			if (pr < 0 && errno == EINTR)
+				continue;
+			if (pr < 0)
+				return BB_ESYS;
+			if (pr == 0)
+				return BB_ETIMEDOUT;
+		}
+		r = recv(fd, buf, cap, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return errno == ECONNRESET ? BB_EDEAD : BB_ESYS;
+		if (r == 0)
+			return BB_EDEAD;
+		if (bbp_decode(buf, (size_t)r, rep) != BB_OK || rep->h.op != (req->h.op | BBP_REPLY))
+			return BB_EPROTO;
+		if (rep->h.seq == req->h.seq)
+			return BB_OK;
+		/* a late reply to an earlier, timed-out call: skip it */
+	}
 }

@@ -75,4 +75,19 @@ size_t bbp_encode(const struct bbp_msg *m, void *buf, size_t cap);
  * points into buf. */
 int bbp_decode(const void *buf, size_t len, struct bbp_msg *m);
 
+/* ---- a client ------------------------------------------------------------ */
+
+/* Connect to the agent's socket (SOCK_SEQPACKET, close-on-exec).  BB_OK;
+ * BB_ENOENT (no socket: no agent), BB_EAGAIN (a socket but nobody
+ * listening: the agent died or is restarting), BB_EPERM, BB_ERANGE (path
+ * too long), BB_ESYS. */
+int bbp_connect(const char *path, int *fd);
+/* Send req (its seq set by the caller) and wait for its reply into rep,
+ * whose text (STATUS) points into buf (cap >= BBP_MAX_MSG).  timeout_ms < 0:
+ * no limit.  BB_OK (the call went through: look at rep->rc), BB_EDEAD (the
+ * agent closed the connection), BB_ETIMEDOUT, BB_EPROTO (a reply that is
+ * not the one to req), BB_ESYS. */
+int bbp_call(int fd, const struct bbp_msg *req, struct bbp_msg *rep, void *buf, size_t cap,
+	     int timeout_ms);
+
 #endif

@@ -463,6 +463,33 @@ static void test_empty_manifest(void)
 	bb_manifest_close(m);
 }
 
+/* A single-file dataset (type=file) says so; a single manifest of two files fails. */
+static void test_single(void)
+{
+	struct bb_manifest_builder *b = NULL;
+	struct bb_manifest *m;
+	struct bb_manifest_file f = {.path = "shard-000.tar", .size = 10};
+	char err[256];
+	uint32_t idx;
+
+	CU_ASSERT_EQUAL_FATAL(bb_manifest_builder_new("https://h/d/shard-000.tar", 4096, &b), BB_OK);
+	bb_manifest_builder_set_single(b);
+	CU_ASSERT_EQUAL(bb_manifest_builder_add(b, &f), BB_OK);
+	CU_ASSERT_EQUAL(bb_manifest_builder_write(b, tpath("single.bbm"), err, sizeof(err)), BB_OK);
+	m = open_ok(tpath("single.bbm"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(bb_manifest_is_single(m), 1);
+	CU_ASSERT_EQUAL(bb_manifest_lookup(m, "shard-000.tar", 13, &idx), BB_OK);
+	CU_ASSERT_EQUAL(idx, 1);
+	bb_manifest_close(m);
+	f.path = "shard-001.tar";
+	CU_ASSERT_EQUAL(bb_manifest_builder_add(b, &f), BB_OK);
+	CU_ASSERT_EQUAL(bb_manifest_builder_write(b, tpath("single.bbm"), err, sizeof(err)), BB_OK);
+	CU_ASSERT_EQUAL(bb_manifest_open(tpath("single.bbm"), &m, err, sizeof(err)), BB_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "single-file manifest"));
+	bb_manifest_builder_free(b);
+}
+
 static int build_err(const char *const *paths, const uint32_t *modes, int n, char *err,
 		     size_t errlen)
 {
@@ -714,8 +741,9 @@ static void test_corrupt_structure(void)
 	CORRUPT("version 2", put32(buf + H_VERSION, 2));
 	CORRUPT("header size", put32(buf + H_HEADER_SIZE, 160));
 	CORRUPT("entry size", put32(buf + H_ENTRY_SIZE, 88));
-	CORRUPT("flags", put32(buf + H_FLAGS, 3));
+	CORRUPT("flags", put32(buf + H_FLAGS, 5));
 	CORRUPT("flags", put32(buf + H_FLAGS, 0));
+	CORRUPT("single-file manifest with 16", put32(buf + H_FLAGS, 3));
 	CORRUPT("reserved", put32(buf + H_RESERVED, 1));
 	CORRUPT("entry count 0", put32(buf + H_COUNT, 0));
 	CORRUPT("entries section is", put32(buf + H_COUNT, 17));
@@ -1075,6 +1103,7 @@ int main(void)
 	CU_add_test(s, "lookup", test_lookup);
 	CU_add_test(s, "readdir", test_readdir);
 	CU_add_test(s, "empty manifest", test_empty_manifest);
+	CU_add_test(s, "single-file manifest", test_single);
 	CU_add_test(s, "duplicates and conflicts", test_conflicts);
 	CU_add_test(s, "builder reuse and errors", test_builder_reuse_and_errors);
 	CU_add_test(s, "bad paths", test_bad_paths);
