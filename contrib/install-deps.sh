@@ -18,6 +18,10 @@ BUILD="build-essential autoconf automake libtool pkg-config
 # valgrind for callgrind counts, python3 for the test helpers, util-linux
 # for mount/unshare in the /dev/shm-full tests.
 TEST="valgrind python3 util-linux procps strace"
+# The interposer tests and benchmarks (tests/preload/, bench/) run real
+# clients: Python with PIL, and a PyTorch DataLoader over torchvision's
+# ImageFolder (Debian's packages; run them with /usr/bin/python3).
+INTERPOSER="python3-pil python3-numpy python3-torch python3-torchvision"
 # Origin tests and benchmarks (tests/origins/, docs/testing.md): nginx as the
 # HTTP origin, awscli (the peer S3 client; it also ships the botocore that
 # tests/origins/faultsrv.py --sigv4-check verifies signatures with), rclone
@@ -35,7 +39,7 @@ installed() {
 }
 
 missing=""
-for p in $BUILD $TEST $ORIGINS; do
+for p in $BUILD $TEST $INTERPOSER $ORIGINS; do
     case $p in
     nginx-light)
         # Any of Debian's nginx flavours will do.

@@ -348,13 +348,13 @@ int pl_resolve(int dirfd, const char *path, struct pl_where *w)
 		memcpy(abs + n + 1, path, pl_ + 1);
 		p = abs;
 	}
-	if (!under(p, pl.prefix, pl.plen) && !under(p, pl.prefix2, pl.plen2)) {
-		if (p != abs && !needs_normalize(p))
-			return 0;
-	}
+	int in = under(p, pl.prefix, pl.plen) || under(p, pl.prefix2, pl.plen2);
+	int norm = (in || p == abs) && needs_normalize(p);
+	if (!in && !norm) /* the common case: one prefix compare */
+		return 0;
 	if (!pl_ensure_loaded())
 		return 0;
-	if (needs_normalize(p)) {
+	if (norm) {
 		if (p != abs) {
 			size_t n = strlen(p);
 			if (n >= sizeof(abs))
@@ -363,6 +363,8 @@ int pl_resolve(int dirfd, const char *path, struct pl_where *w)
 			p = abs;
 		}
 		normalize(abs);
+		if (!under(p, pl.prefix, pl.plen) && !under(p, pl.prefix2, pl.plen2))
+			return 0;
 	}
 	/* Below the real path of the job directory: the same, by its name. */
 	if (pl.plen2 && under(p, pl.prefix2, pl.plen2)) {
@@ -387,14 +389,17 @@ int pl_resolve(int dirfd, const char *path, struct pl_where *w)
 				return -1;
 			}
 			w->entry = 1;
-			w->is_dir = 0;
-			return 1;
-		}
-		if (bb_manifest_lookup(d->m, rel, strlen(rel), &w->entry) != BB_OK) {
+		} else if (bb_manifest_lookup(d->m, rel, strlen(rel), &w->entry) != BB_OK) {
 			errno = ENOENT;
 			return -1;
 		}
-		w->is_dir = S_ISDIR(pl_entry_mode(i, w->entry));
+		struct bb_mentry e;
+		if (bb_manifest_entry(d->m, w->entry, &e) != BB_OK) {
+			errno = ENOENT;
+			return -1;
+		}
+		w->is_dir = S_ISDIR(e.mode);
+		w->size = e.size;
 		return 1;
 	}
 	return 0;
@@ -449,7 +454,7 @@ static int dup_placeholder(int cloexec)
 {
 	for (int tries = 0; tries < 2; tries++) {
 		int ph = pl.placeholder;
-		int fd = ph >= 0 ? pl_real.fcntl(ph, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0) : -1;
+		int fd = ph < 0 ? -1 : cloexec ? pl_real.fcntl(ph, F_DUPFD_CLOEXEC, 0) : pl_real.dup(ph);
 		if (fd >= 0 || (ph >= 0 && errno != EBADF))
 			return fd;
 		char path[BB_NS_PATH + 16];
@@ -472,13 +477,8 @@ void pl_placeholder_gone(int fd)
 
 int pl_open_where(const struct pl_where *w, int flags)
 {
-	struct bb_mentry e;
 	int fd;
 
-	if (bb_manifest_entry(pl.ds[w->ds].m, w->entry, &e) != BB_OK) {
-		errno = ENOENT;
-		return -1;
-	}
 	if (w->is_dir) {
 		char path[PATH_MAX];
 		fd = -1;
@@ -511,7 +511,7 @@ int pl_open_where(const struct pl_where *w, int flags)
 	f->ds = w->ds;
 	f->entry = w->entry;
 	f->file_id = bbp_file_id(w->ds, w->entry);
-	f->size = w->is_dir ? 0 : e.size;
+	f->size = w->is_dir ? 0 : w->size;
 	f->bsize = pl.ds[w->ds].bsize;
 	f->realfd = -1;
 	f->off = 0;

@@ -65,6 +65,7 @@ static inline struct pl_file *pl_fd(int fd)
 struct pl_where {
 	uint32_t ds, entry;
 	int is_dir;
+	uint64_t size;
 };
 
 /* Is (dirfd, path) a staged path?  1: yes (w filled); 0: not ours, pass it
