@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/hrw.h"
 #include "common/log.h"
 #include "common/ns.h"
 #include "common/proto.h"
@@ -42,7 +43,15 @@ struct pl_ds {
 	struct bb_manifest *m;
 	int single;
 	uint32_t bsize;
+	/* path -> entry hash index, built after a few lookups (a process
+	 * that stats one file does not pay for it; a training loop does) */
+	uint32_t *_Atomic htab;
+	uint32_t hmask;
+	atomic_uint lookups;
 };
+
+#define PL_HASH_AFTER 64 /* lookups before the hash index is built */
+#define PL_HASH_SEED 0x7072656c6f616478ull
 
 static struct {
 	/* from the environment, at load */
@@ -316,6 +325,63 @@ int pl_real_path(uint32_t ds, uint32_t entry, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+/* Build the hash index of a dataset (open addressing, entry + 1 per slot). */
+static void build_htab(struct pl_ds *d)
+{
+	uint32_t n = bb_manifest_count(d->m), size = 1024;
+	struct bb_mentry e;
+
+	if (n > (1u << 26))
+		return;
+	while (size < 2 * n)
+		size <<= 1;
+	pl_guard++;
+	pthread_mutex_lock(&pl.init_lock);
+	if (!atomic_load(&d->htab)) {
+		uint32_t *t = calloc(size, sizeof(*t));
+		for (uint32_t i = 0; t && i < n; i++) {
+			if (bb_manifest_entry(d->m, i, &e) != BB_OK)
+				continue;
+			uint32_t h = (uint32_t)bb_hash64(e.path, e.path_len, PL_HASH_SEED) & (size - 1);
+			while (t[h])
+				h = (h + 1) & (size - 1);
+			t[h] = i + 1;
+		}
+		if (t) {
+			d->hmask = size - 1;
+			atomic_store_explicit(&d->htab, t, memory_order_release);
+		}
+	}
+	pthread_mutex_unlock(&pl.init_lock);
+	pl_guard--;
+}
+
+/* The entry of rel (no leading '/', no "//"): the hash index once built,
+ * the manifest's binary search before. */
+static int lookup(struct pl_ds *d, const char *rel, uint32_t *idx)
+{
+	size_t len = strlen(rel);
+	uint32_t *t = atomic_load_explicit(&d->htab, memory_order_acquire);
+
+	while (len && rel[len - 1] == '/')
+		len--;
+	if (!t) {
+		if (atomic_fetch_add_explicit(&d->lookups, 1, memory_order_relaxed) == PL_HASH_AFTER)
+			build_htab(d);
+		return bb_manifest_lookup(d->m, rel, len, idx);
+	}
+	for (uint32_t h = (uint32_t)bb_hash64(rel, len, PL_HASH_SEED) & d->hmask;; h = (h + 1) & d->hmask) {
+		struct bb_mentry e;
+		if (!t[h])
+			return BB_ENOENT;
+		if (bb_manifest_entry(d->m, t[h] - 1, &e) == BB_OK && e.path_len == len &&
+		    !memcmp(e.path, rel, len)) {
+			*idx = t[h] - 1;
+			return BB_OK;
+		}
+	}
+}
+
 int pl_resolve(int dirfd, const char *path, struct pl_where *w)
 {
 	char abs[PATH_MAX];
@@ -376,7 +442,7 @@ int pl_resolve(int dirfd, const char *path, struct pl_where *w)
 		p = abs;
 	}
 	for (uint32_t i = 0; i < pl.n_ds; i++) {
-		const struct pl_ds *d = &pl.ds[i];
+		struct pl_ds *d = &pl.ds[i];
 		if (!d->m || !under(p, d->mount, d->mlen))
 			continue;
 		const char *rel = p + d->mlen;
@@ -389,7 +455,7 @@ int pl_resolve(int dirfd, const char *path, struct pl_where *w)
 				return -1;
 			}
 			w->entry = 1;
-		} else if (bb_manifest_lookup(d->m, rel, strlen(rel), &w->entry) != BB_OK) {
+		} else if (lookup(d, rel, &w->entry) != BB_OK) {
 			errno = ENOENT;
 			return -1;
 		}
