@@ -29,6 +29,7 @@ struct bb_stage_opts {
 	uint64_t shm_bytes;         /* nonzero: also load every file into the job's shm cache */
 	uint64_t job_id;            /* the cache segment's job id (with shm_bytes) */
 	uint32_t block_size;        /* manifest/cache block size; 0: 4 MiB */
+	int list_only;              /* stage-in: write the manifest, move nothing (bbcached will) */
 };
 
 struct bb_stage_summary {
@@ -44,6 +45,38 @@ struct bb_stage_summary {
 
 int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char *err,
 		size_t errlen);
+
+struct bbc_cache;
+
+/* The transfer half of a stage-in, over a manifest that exists already
+ * (bbcached prefetches with it, and stages one file on demand with it).
+ * Every hook may be NULL; they are called from the calling thread. */
+struct bb_stage_xfer {
+	const char *manifest;      /* an existing manifest file */
+	const char *root;          /* where its entries go (DIR/NAME; DIR for a single file) */
+	struct bbc_cache *shm;     /* load each verified file into it, or NULL */
+	uint64_t file_id_base;     /* shm key of entry e: file_id_base + e */
+	int64_t only;              /* >= 0: this entry only; -1: all, in manifest order */
+	/* May entry idx start?  0: skip it (someone else has it, or it is done). */
+	int (*claim)(void *arg, uint32_t idx);
+	/* An entry to start ahead of manifest order (a reader is waiting for
+	 * it): 1 with *idx set, 0 when none.  Asked between files and while
+	 * data flows; a claimed entry is started even when the window is full. */
+	int (*next)(void *arg, uint32_t *idx);
+	/* Entry idx is whole and verified under its final name (rc BB_OK;
+	 * moved 0 when it was there already), or failed (rc, err says why). */
+	void (*done)(void *arg, uint32_t idx, int rc, const char *err, int moved);
+	/* Nonzero: stop starting files and cancel the transfers in flight. */
+	int (*stop)(void *arg);
+	void *arg;
+};
+
+int bb_stage_in_manifest(const struct bb_stage_opts *o, const struct bb_stage_xfer *x,
+			 struct bb_stage_summary *s, char *err, size_t errlen);
+/* Entry e of a manifest is there under path, complete (size and mtime as a
+ * stage-in sets them): the resume test, shared with bbcached. */
+struct bb_mentry;
+int bb_stage_file_complete(const char *path, const struct bb_mentry *e);
 int bb_stage_out(const struct bb_stage_opts *o, struct bb_stage_summary *s, char *err,
 		 size_t errlen);
 /* The default manifest path for a destination: DIR/.bbcache/NAME.manifest

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -40,16 +41,21 @@ int bb_mkdirs_for(const char *path)
 
 int bb_digest_fd(int fd, uint64_t size, const char *md, unsigned char *out)
 {
-	static char buf[1 << 20];
+	/* Not a static buffer: bbcached verifies files in several threads. */
+	size_t cap = size < (1u << 20) ? (size_t)size + 1 : 1u << 20;
+	char *buf = malloc(cap);
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	uint64_t pos = 0;
 	int rc = BB_OK;
 
-	if (!c)
+	if (!c || !buf) {
+		EVP_MD_CTX_free(c);
+		free(buf);
 		return BB_ENOMEM;
+	}
 	EVP_DigestInit_ex(c, EVP_get_digestbyname(md), NULL);
 	while (pos < size) {
-		ssize_t r = pread(fd, buf, sizeof(buf), (off_t)pos);
+		ssize_t r = pread(fd, buf, cap, (off_t)pos);
 		if (r <= 0) {
 			rc = BB_ESYS;
 			break;
@@ -59,6 +65,7 @@ int bb_digest_fd(int fd, uint64_t size, const char *md, unsigned char *out)
 	}
 	EVP_DigestFinal_ex(c, out, NULL);
 	EVP_MD_CTX_free(c);
+	free(buf);
 	return rc;
 }
 

@@ -58,7 +58,14 @@ struct stage_run {
 	uint32_t count;
 	uint64_t chunk;
 	char root[PATH_MAX];      /* destination directory (root of the manifest) */
-	struct bbc_cache *shm;    /* --shm: the job's node cache, or NULL */
+	struct bbc_cache *shm;    /* the job's node cache, or NULL (not owned) */
+	int shm_off;              /* it was full: stop loading it */
+	uint64_t fid_base;        /* shm key of entry e: fid_base + e */
+	const struct bb_stage_xfer *x; /* hooks (bbcached) */
+	int cancelled;            /* x->stop said so: the engine is cancelled */
+	uint32_t ticks;           /* data callbacks, to ask x->next now and then */
+	uint32_t end;             /* entries [next, end) start in order */
+	int prio;                 /* the file starting now is one a reader waits for */
 	uint32_t block;           /* manifest block size */
 	uint64_t no_sha;          /* verify=sha256 asked, no SHA-256 known */
 	uint32_t max_active;      /* files open at once */
@@ -74,18 +81,16 @@ static void start_file(struct stage_run *run, uint32_t idx);
  * full cache stops the loading, not the stage-in: the file is on disk. */
 static void load_shm(struct stage_run *run, struct file_job *j, const struct bb_mentry *e)
 {
-	for (uint64_t b = 0; run->shm && b < e->n_blocks; b++) {
+	for (uint64_t b = 0; run->shm && !run->shm_off && b < e->n_blocks; b++) {
 		uint64_t off = b * run->block;
 		uint32_t len = (uint32_t)(e->size - off < run->block ? e->size - off : run->block);
 		struct bbc_ref ref;
-		int rc = bbc_get(run->shm, j->idx, b, len, -1, 0, 60000, &ref);
+		int rc = bbc_get(run->shm, run->fid_base + j->idx, b, len, -1, 0, 60000, &ref);
 		if (rc != BB_OK) {
 			bb_warn("shm cache: %s block %llu: %s; the rest stays on disk only", e->path,
 				(unsigned long long)b, bb_strerror(rc));
-			if (rc == BB_ENOSPC || rc == BB_ETOOBIG) {
-				bbc_detach(run->shm);
-				run->shm = NULL;
-			}
+			if (rc == BB_ENOSPC || rc == BB_ETOOBIG)
+				run->shm_off = 1;
 			return;
 		}
 		if (ref.filling) {
@@ -99,7 +104,7 @@ static void load_shm(struct stage_run *run, struct file_job *j, const struct bb_
 }
 
 /* Is a file already there, complete (resume)?  Size and mtime as we set them. */
-static int already_there(const char *path, const struct bb_mentry *e)
+int bb_stage_file_complete(const char *path, const struct bb_mentry *e)
 {
 	struct stat st;
 	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != e->size)
@@ -122,8 +127,20 @@ static int etag_is_md5(const char *etag)
 static int file_data(void *arg, const void *buf, size_t n, uint64_t off)
 {
 	struct file_job *j = arg;
+	struct stage_run *run = j->run;
 	size_t done = 0;
 
+	if (run->x && run->x->stop && run->x->stop(run->x->arg)) {
+		if (!run->cancelled) {
+			run->cancelled = 1;
+			bb_engine_cancel(run->org.eng);
+		}
+		return BB_EINVAL;
+	}
+	/* A reader waits for a file while big ones flow: start it now, not
+	 * when the next file ends (pump starts it even in a full window). */
+	if (run->x && run->x->next && ++run->ticks % 32 == 0)
+		pump(run);
 	while (done < n) {
 		ssize_t w = pwrite(j->fd, (const char *)buf + done, n - done, (off_t)(off + done));
 		if (w < 0) {
@@ -216,6 +233,9 @@ static void file_finish(struct file_job *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	j->fd = -1;
+	if (run->x && run->x->done)
+		run->x->done(run->x->arg, j->idx, j->failed ? (j->rc ? j->rc : BB_EFILL) : BB_OK,
+			     j->err, 1);
 	if (j->failed) {
 		unlink(j->tmp);
 		run->s->failed++;
@@ -238,15 +258,52 @@ static void file_finish(struct file_job *j)
  * descriptor and its parts' requests, so a directory of a million files
  * never opens a million descriptors.  Not reentrant: a nested call (a file
  * finished while starting another) returns and the outer loop goes on. */
+static int stopping(struct stage_run *run)
+{
+	const struct bb_stage_xfer *x = run->x;
+
+	if (!x || !x->stop || !x->stop(x->arg))
+		return 0;
+	if (!run->cancelled) {
+		run->cancelled = 1;
+		bb_engine_cancel(run->org.eng);
+	}
+	return 1;
+}
+
+/* May file i start?  Directories always may; the hook decides for files. */
+static int claim(struct stage_run *run, uint32_t i, const struct bb_mentry *e)
+{
+	if ((e->mode & S_IFMT) == S_IFDIR || !run->x || !run->x->claim)
+		return 1;
+	return run->x->claim(run->x->arg, i);
+}
+
 static void pump(struct stage_run *run)
 {
-	if (run->pumping)
+	const struct bb_stage_xfer *x = run->x;
+	uint32_t i;
+
+	if (run->pumping || stopping(run))
 		return;
 	run->pumping = 1;
-	while (run->next < run->count && run->active_files < run->max_active) {
-		uint32_t i = run->next++;
+	/* Files a reader waits for go first, beyond the window (a bounded
+	 * few: the hook hands out what readers asked for). */
+	while (x && x->next && run->active_files < 2 * run->max_active && x->next(x->arg, &i)) {
+		struct bb_mentry e;
+		if (i < run->count && bb_manifest_entry(run->m, i, &e) == BB_OK &&
+		    (e.mode & S_IFMT) != S_IFDIR && claim(run, i, &e)) {
+			run->prio = 1;
+			start_file(run, i);
+			run->prio = 0;
+		}
+	}
+	while (run->next < run->end && run->active_files < run->max_active && !stopping(run)) {
+		i = run->next++;
 		struct bb_mentry e;
 		bb_manifest_entry(run->m, i, &e);
+		if (!claim(run, i, &e))
+			continue;
 		if ((e.mode & S_IFMT) == S_IFDIR) {
 			char d[PATH_MAX];
 			if (i == 0 || e.n_children)
@@ -315,7 +372,14 @@ static void copy_posix(struct file_job *j, const struct bb_mentry *e)
 	struct stage_run *run = j->run;
 	char src[PATH_MAX], msg[PATH_MAX + 200];
 	struct stat st;
-	static char buf[4 << 20];
+	/* Per call, not static: bbcached copies files in several threads. */
+	size_t cap = e->size < (4u << 20) ? (size_t)e->size + 1 : 4u << 20;
+	char *buf = malloc(cap);
+
+	if (!buf) {
+		job_fail(j, BB_ENOMEM, "out of memory");
+		return;
+	}
 
 	snprintf(src, sizeof(src), "%s%s%s", run->org.base,
 		 run->org.single ? "" : "/", run->org.single ? "" : e->source);
@@ -323,6 +387,7 @@ static void copy_posix(struct file_job *j, const struct bb_mentry *e)
 	if (fd < 0) {
 		snprintf(msg, sizeof(msg), "cannot open %s: %s", src, strerror(errno));
 		job_fail(j, errno == ENOENT ? BB_ENOENT : errno == EACCES ? BB_EPERM : BB_ESYS, msg);
+		free(buf);
 		return;
 	}
 	for (int pass = 0; pass < 2; pass++) {
@@ -338,7 +403,7 @@ static void copy_posix(struct file_job *j, const struct bb_mentry *e)
 			break;
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 		for (uint64_t off = 0; off < e->size;) {
-			ssize_t r = pread(fd, buf, sizeof(buf), (off_t)off);
+			ssize_t r = pread(fd, buf, cap, (off_t)off);
 			if (r <= 0) {
 				snprintf(msg, sizeof(msg), "reading %s: %s", src,
 					 r == 0 ? "file shrank" : strerror(errno));
@@ -357,6 +422,7 @@ static void copy_posix(struct file_job *j, const struct bb_mentry *e)
 			break;
 	}
 	close(fd);
+	free(buf);
 }
 
 /* Start the transfers of manifest entry idx. */
@@ -372,10 +438,12 @@ static void start_file(struct stage_run *run, uint32_t idx)
 	j->idx = idx;
 	j->fd = -1;
 	snprintf(j->final, sizeof(j->final), "%s/%s", run->root, e.path);
-	if (already_there(j->final, &e)) {
+	if (bb_stage_file_complete(j->final, &e)) {
 		run->s->skipped++;
 		run->s->skipped_bytes += e.size;
 		bb_progress_skip(&run->prog, e.size);
+		if (run->x && run->x->done)
+			run->x->done(run->x->arg, idx, BB_OK, "", 0);
 		return;
 	}
 	run->active_files++;
@@ -421,6 +489,7 @@ static void start_file(struct stage_run *run, uint32_t idx)
 		r.on_done = part_done;
 		r.arg = j;
 		r.what = e.path;
+		r.priority = run->prio;
 		if (bb_engine_submit(run->org.eng, &r) != BB_OK) {
 			job_fail(j, BB_ENOMEM, "out of memory");
 			j->parts_left -= parts - p - 1;
@@ -428,6 +497,132 @@ static void start_file(struct stage_run *run, uint32_t idx)
 			break;
 		}
 	}
+}
+
+/* Move every file of run->m (opened, with its origin) through the engine. */
+static int transfer(struct stage_run *run, struct bb_engine *eng, int max_parallel, char *err,
+		    size_t errlen)
+{
+	struct bb_stage_summary *s = run->s;
+	int rc;
+
+	run->count = bb_manifest_count(run->m);
+	run->end = run->count;
+	if (run->x && run->x->only >= 0) {
+		if ((uint64_t)run->x->only >= run->count) {
+			snprintf(err, errlen, "entry %lld is not in the manifest",
+				 (long long)run->x->only);
+			return BB_ENOENT;
+		}
+		run->next = (uint32_t)run->x->only;
+		run->end = run->next + 1;
+	}
+	run->block = bb_manifest_block_size(run->m);
+	s->total_files = bb_manifest_n_files(run->m);
+	s->total_bytes = bb_manifest_total_bytes(run->m);
+	run->jobs = calloc(run->count, sizeof(*run->jobs));
+	if (!run->jobs)
+		return BB_ENOMEM;
+	bb_progress_start(&run->prog, s->total_files, s->total_bytes);
+	if (mkdir(run->root, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", run->root, strerror(errno));
+		return errno == ENOSPC ? BB_ENOSPC : BB_ESYS;
+	}
+	/* Queue every file; the engine's window bounds what is in flight.
+	 * Directories are created as their files arrive; empty ones here. */
+	run->max_active = (uint32_t)max_parallel * 2;
+	pump(run);
+	bb_engine_run(eng);
+	bb_progress_end(&run->prog);
+	if (run->no_sha)
+		bb_warn("verify=sha256: the origin gave no SHA-256 for %llu file(s) (a listing file "
+			"can); those were checked by size%s only",
+			(unsigned long long)run->no_sha,
+			run->org.url.scheme == BB_SCHEME_S3 ? " and ETag" : "");
+	rc = BB_OK;
+	if (s->failed) {
+		rc = BB_EFILL;
+		for (uint32_t i = 0; i < run->count; i++)
+			if (run->jobs[i].failed && run->jobs[i].rc) {
+				rc = run->jobs[i].rc;
+				break;
+			}
+		snprintf(err, errlen, "%llu of %llu file(s) failed; first: %s",
+			 (unsigned long long)s->failed, (unsigned long long)s->total_files,
+			 s->first_error);
+	}
+	return rc;
+}
+
+static int new_engine(const struct bb_stage_opts *o, struct bb_engine **eng, int *parallel)
+{
+	struct bb_engine_opts eo = {0};
+
+	eo.max_parallel = o->jobs > 0 ? o->jobs : 32;
+	eo.max_attempts = o->max_attempts;
+	eo.stall_timeout_s = o->stall_timeout_s;
+	eo.verify_tls = o->no_verify_tls ? -1 : 1;
+	eo.ca_file = getenv("BBCACHE_CA_BUNDLE");
+	*parallel = eo.max_parallel;
+	return bb_engine_new(&eo, eng);
+}
+
+static void end_run(struct stage_run *run, struct bb_engine *eng, const struct timespec *t0)
+{
+	struct timespec t1;
+
+	if (eng) {
+		struct bb_engine_stats es;
+		bb_engine_get_stats(eng, &es);
+		run->s->requests = es.requests;
+		run->s->retries = es.retries;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	run->s->seconds =
+	    (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+	free(run->jobs);
+	run->jobs = NULL;
+	if (run->m)
+		bb_manifest_close(run->m);
+	run->m = NULL;
+	bb_origin_close(&run->org);
+	bb_engine_free(eng);
+}
+
+int bb_stage_in_manifest(const struct bb_stage_opts *o, const struct bb_stage_xfer *x,
+			 struct bb_stage_summary *s, char *err, size_t errlen)
+{
+	struct stage_run run;
+	struct bb_engine *eng = NULL;
+	struct timespec t0;
+	int rc, parallel;
+
+	memset(s, 0, sizeof(*s));
+	memset(&run, 0, sizeof(run));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	run.o = o;
+	run.s = s;
+	run.x = x;
+	run.shm = x->shm;
+	run.fid_base = x->file_id_base;
+	run.chunk = o->chunk ? o->chunk : SMALL_CHUNK;
+	snprintf(s->manifest, sizeof(s->manifest), "%s", x->manifest);
+	snprintf(run.root, sizeof(run.root), "%s", x->root);
+	bb_progress_init(&run.prog, o->progress, o->json, "staging");
+	rc = new_engine(o, &eng, &parallel);
+	if (rc != BB_OK) {
+		snprintf(err, errlen, "cannot start the transfer engine");
+		return rc;
+	}
+	rc = bb_manifest_open(x->manifest, &run.m, err, errlen);
+	if (rc == BB_OK)
+		rc = bb_origin_open(&run.org, bb_manifest_source(run.m),
+				    bb_manifest_is_single(run.m) ? BB_STAGE_FILE : BB_STAGE_DIRECTORY,
+				    o->conf, eng, err, errlen);
+	if (rc == BB_OK)
+		rc = transfer(&run, eng, parallel, err, errlen);
+	end_run(&run, eng, &t0);
+	return rc;
 }
 
 int bb_stage_manifest_path(const char *dest, char *buf, size_t len)
@@ -443,16 +638,110 @@ int bb_stage_manifest_path(const char *dest, char *buf, size_t len)
 	return r < 0 || (size_t)r >= len ? BB_ERANGE : BB_OK;
 }
 
+/* The job's shm cache for stage-in --shm: created, or attached when it exists. */
+static int open_shm(const struct bb_stage_opts *o, const struct bb_manifest *m,
+		    struct bbc_cache **c, char *err, size_t errlen)
+{
+	struct bbc_topology topo;
+	struct bbc_params p = {0};
+	int rc;
+
+	bbc_numa_topology(&topo);
+	p.job_id = o->job_id;
+	p.byte_limit = o->shm_bytes;
+	p.topo = &topo;
+	p.owner = (uid_t)-1;
+	p.n_entries = (uint32_t)(bb_manifest_count(m) + 1024);
+	rc = bbc_create(&p, c);
+	if (rc == BB_EEXIST)
+		rc = bbc_attach(NULL, o->job_id, c);
+	if (rc != BB_OK)
+		snprintf(err, errlen, "cannot set up the shm cache of job %llu (%s): %s",
+			 (unsigned long long)o->job_id, "/dev/shm", bb_strerror(rc));
+	return rc;
+}
+
+/* Large HTTP objects are fetched in ranges, which must all be of one
+ * version: learn their ETag (and whether Range works) now, so that the
+ * manifest has it and every ranged GET carries If-Match. */
+static void learn_etags(struct stage_run *run, struct bb_engine *eng, struct bb_listing *l)
+{
+	if (run->org.url.scheme != BB_SCHEME_HTTP && run->org.url.scheme != BB_SCHEME_HTTPS)
+		return;
+	for (size_t i = 0; i < l->n; i++) {
+		struct bb_listed *x = &l->v[i];
+		struct bb_xfer_req r;
+		struct bb_xfer_result res;
+		char url[8192];
+		if (x->size <= run->chunk || x->etag ||
+		    bb_origin_object_url(&run->org, x->src, url, sizeof(url)) != BB_OK)
+			continue;
+		bb_origin_request(&run->org, url, 0, 0, NULL, &r);
+		r.method = BB_HEAD;
+		r.what = x->rel;
+		if (bb_engine_fetch(eng, &r, &res) == BB_OK && res.accept_ranges && res.etag[0] &&
+		    res.content_length == x->size)
+			x->etag = strdup(res.etag);
+		bb_xfer_result_free(&res);
+	}
+}
+
+/* List the source and write the manifest (s->manifest names it). */
+static int write_manifest(struct stage_run *run, struct bb_engine *eng, const char *dest_name,
+			  const char *dest_path, char *err, size_t errlen)
+{
+	const struct bb_stage_opts *o = run->o;
+	struct bb_stage_summary *s = run->s;
+	struct bb_listing l = {0};
+	struct bb_manifest_builder *b = NULL;
+	int rc;
+
+	bb_progress_init(&run->prog, o->progress, o->json, "listing");
+	rc = bb_origin_list(&run->org, o->include, o->exclude, &l, err, errlen);
+	if (rc != BB_OK)
+		goto out;
+	learn_etags(run, eng, &l);
+	if (o->manifest)
+		snprintf(s->manifest, sizeof(s->manifest), "%s", o->manifest);
+	else
+		bb_stage_manifest_path(dest_path, s->manifest, sizeof(s->manifest));
+	rc = bb_manifest_builder_new(o->source, o->block_size ? o->block_size : 4u << 20, &b);
+	if (rc == BB_OK && dest_name)
+		bb_manifest_builder_set_single(b);
+	for (size_t i = 0; rc == BB_OK && i < l.n; i++) {
+		struct bb_manifest_file f = {0};
+		f.path = dest_name ? dest_name : l.v[i].rel;
+		f.size = l.v[i].size;
+		f.mtime_ns = l.v[i].mtime_ns;
+		f.etag = l.v[i].etag;
+		f.source = l.v[i].src;
+		f.inode = l.v[i].inode;
+		f.sha256 = l.v[i].has_sha256 ? l.v[i].sha256 : NULL;
+		rc = bb_manifest_builder_add(b, &f);
+		if (rc != BB_OK)
+			snprintf(err, errlen, "%s: a name the manifest cannot hold", l.v[i].rel);
+	}
+	if (rc == BB_OK && bb_mkdirs_for(s->manifest) != BB_OK) {
+		snprintf(err, errlen, "cannot create the directory of %s: %s", s->manifest,
+			 strerror(errno));
+		rc = BB_ESYS;
+	}
+	if (rc == BB_OK)
+		rc = bb_manifest_builder_write(b, s->manifest, err, errlen);
+out:
+	bb_manifest_builder_free(b);
+	bb_listing_free(&l);
+	return rc;
+}
+
 int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char *err,
 		size_t errlen)
 {
 	struct stage_run run;
 	struct bb_engine *eng = NULL;
-	struct bb_engine_opts eo = {0};
-	struct bb_listing l = {0};
-	struct bb_manifest_builder *b = NULL;
-	struct timespec t0, t1;
-	int rc;
+	struct timespec t0;
+	struct bbc_cache *shm = NULL;
+	int rc, parallel;
 
 	memset(s, 0, sizeof(*s));
 	memset(&run, 0, sizeof(run));
@@ -460,12 +749,7 @@ int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char 
 	run.o = o;
 	run.s = s;
 	run.chunk = o->chunk ? o->chunk : SMALL_CHUNK;
-	eo.max_parallel = o->jobs > 0 ? o->jobs : 32;
-	eo.max_attempts = o->max_attempts;
-	eo.stall_timeout_s = o->stall_timeout_s;
-	eo.verify_tls = o->no_verify_tls ? -1 : 1;
-	eo.ca_file = getenv("BBCACHE_CA_BUNDLE");
-	rc = bb_engine_new(&eo, &eng);
+	rc = new_engine(o, &eng, &parallel);
 	if (rc != BB_OK) {
 		snprintf(err, errlen, "cannot start the transfer engine");
 		return rc;
@@ -497,139 +781,19 @@ int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char 
 		if (!run.root[0])
 			strcpy(run.root, "/");
 	}
-
-	bb_progress_init(&run.prog, o->progress, o->json, "listing");
-	rc = bb_origin_list(&run.org, o->include, o->exclude, &l, err, errlen);
-	if (rc != BB_OK)
-		goto out;
-
-	/* Large HTTP objects are fetched in ranges, which must all be of one
-	 * version: learn their ETag (and whether Range works) now, so that
-	 * the manifest has it and every ranged GET carries If-Match. */
-	if (run.org.url.scheme == BB_SCHEME_HTTP || run.org.url.scheme == BB_SCHEME_HTTPS) {
-		for (size_t i = 0; i < l.n; i++) {
-			struct bb_listed *x = &l.v[i];
-			struct bb_xfer_req r;
-			struct bb_xfer_result res;
-			char url[8192];
-			if (x->size <= run.chunk || x->etag ||
-			    bb_origin_object_url(&run.org, x->src, url, sizeof(url)) != BB_OK)
-				continue;
-			bb_origin_request(&run.org, url, 0, 0, NULL, &r);
-			r.method = BB_HEAD;
-			r.what = x->rel;
-			if (bb_engine_fetch(eng, &r, &res) == BB_OK && res.accept_ranges && res.etag[0] &&
-			    res.content_length == x->size)
-				x->etag = strdup(res.etag);
-			bb_xfer_result_free(&res);
-		}
-	}
-
-	if (o->manifest)
-		snprintf(s->manifest, sizeof(s->manifest), "%s", o->manifest);
-	else
-		bb_stage_manifest_path(du.path, s->manifest, sizeof(s->manifest));
-	run.block = o->block_size ? o->block_size : 4u << 20;
-	rc = bb_manifest_builder_new(o->source, run.block, &b);
-	if (rc == BB_OK && dest_name)
-		bb_manifest_builder_set_single(b);
-	for (size_t i = 0; rc == BB_OK && i < l.n; i++) {
-		struct bb_manifest_file f = {0};
-		f.path = dest_name ? dest_name : l.v[i].rel;
-		f.size = l.v[i].size;
-		f.mtime_ns = l.v[i].mtime_ns;
-		f.etag = l.v[i].etag;
-		f.source = l.v[i].src;
-		f.inode = l.v[i].inode;
-		f.sha256 = l.v[i].has_sha256 ? l.v[i].sha256 : NULL;
-		rc = bb_manifest_builder_add(b, &f);
-		if (rc != BB_OK)
-			snprintf(err, errlen, "%s: a name the manifest cannot hold", l.v[i].rel);
-	}
-	if (rc == BB_OK && bb_mkdirs_for(s->manifest) != BB_OK) {
-		snprintf(err, errlen, "cannot create the directory of %s: %s", s->manifest,
-			 strerror(errno));
-		rc = BB_ESYS;
-	}
-	if (rc == BB_OK)
-		rc = bb_manifest_builder_write(b, s->manifest, err, errlen);
+	rc = write_manifest(&run, eng, dest_name, du.path, err, errlen);
 	if (rc == BB_OK)
 		rc = bb_manifest_open(s->manifest, &run.m, err, errlen);
-	if (rc != BB_OK)
+	if (rc == BB_OK && o->shm_bytes)
+		rc = open_shm(o, run.m, &shm, err, errlen);
+	if (rc != BB_OK || o->list_only)
 		goto out;
-	bb_listing_free(&l);
-
-	run.count = bb_manifest_count(run.m);
-	s->total_files = bb_manifest_n_files(run.m);
-	s->total_bytes = bb_manifest_total_bytes(run.m);
-	if (o->shm_bytes) {
-		struct bbc_topology topo;
-		struct bbc_params p = {0};
-		bbc_numa_topology(&topo);
-		p.job_id = o->job_id;
-		p.byte_limit = o->shm_bytes;
-		p.topo = &topo;
-		p.owner = (uid_t)-1;
-		p.n_entries = (uint32_t)(bb_manifest_count(run.m) + 1024);
-		rc = bbc_create(&p, &run.shm);
-		if (rc == BB_EEXIST)
-			rc = bbc_attach(NULL, o->job_id, &run.shm);
-		if (rc != BB_OK) {
-			snprintf(err, errlen, "cannot set up the shm cache of job %llu (%s): %s",
-				 (unsigned long long)o->job_id, "/dev/shm", bb_strerror(rc));
-			goto out;
-		}
-	}
-	run.jobs = calloc(run.count, sizeof(*run.jobs));
-	if (!run.jobs) {
-		rc = BB_ENOMEM;
-		goto out;
-	}
-	bb_progress_start(&run.prog, s->total_files, s->total_bytes);
-	if (mkdir(run.root, 0700) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create %s: %s", run.root, strerror(errno));
-		rc = errno == ENOSPC ? BB_ENOSPC : BB_ESYS;
-		goto out;
-	}
-	/* Queue every file; the engine's window bounds what is in flight.
-	 * Directories are created as their files arrive; empty ones here. */
-	run.max_active = (uint32_t)eo.max_parallel * 2;
-	pump(&run);
-	bb_engine_run(eng);
-	bb_progress_end(&run.prog);
-	if (run.no_sha)
-		bb_warn("verify=sha256: the origin gave no SHA-256 for %llu file(s) (a listing file "
-			"can); those were checked by size%s only",
-			(unsigned long long)run.no_sha,
-			run.org.url.scheme == BB_SCHEME_S3 ? " and ETag" : "");
-	rc = s->failed ? (run.jobs[0].rc ? run.jobs[0].rc : BB_EFILL) : BB_OK;
-	if (s->failed) {
-		for (uint32_t i = 0; i < run.count; i++)
-			if (run.jobs[i].failed && run.jobs[i].rc) {
-				rc = run.jobs[i].rc;
-				break;
-			}
-		snprintf(err, errlen, "%llu of %llu file(s) failed; first: %s",
-			 (unsigned long long)s->failed, (unsigned long long)s->total_files,
-			 s->first_error);
-	}
+	run.shm = shm;
+	run.fid_base = 0;
+	rc = transfer(&run, eng, parallel, err, errlen);
 out:
-	if (eng) {
-		struct bb_engine_stats es;
-		bb_engine_get_stats(eng, &es);
-		s->requests = es.requests;
-		s->retries = es.retries;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	s->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-	free(run.jobs);
-	if (run.shm)
-		bbc_detach(run.shm);
-	if (run.m)
-		bb_manifest_close(run.m);
-	bb_manifest_builder_free(b);
-	bb_listing_free(&l);
-	bb_origin_close(&run.org);
-	bb_engine_free(eng);
+	end_run(&run, eng, &t0);
+	if (shm)
+		bbc_detach(shm);
 	return rc;
 }
