@@ -53,12 +53,15 @@ void usage(FILE *f)
 	fprintf(f, "usage: bbcache stage-in SOURCE DEST [--type file|directory] [--verify etag|sha256|none]\n"
 		   "                [--include GLOB] [--exclude GLOB] [--jobs N] [--json] [--manifest PATH]\n"
 		   "                [--chunk SIZE] [--retries N] [--stall-timeout SEC] [--no-progress] [--conf FILE]\n"
+		   "                [--shm SIZE --job ID] [--async --job ID]\n"
 		   "       bbcache stage-out SRC DEST [--jobs N] [--json] [--chunk SIZE] [--include GLOB] [--exclude GLOB]\n"
 		   "       bbcache ls [--json] DEST|MANIFEST [PATH]\n"
 		   "       bbcache stat [--json] DEST|MANIFEST PATH\n"
 		   "       bbcache verify DEST\n"
 		   "       bbcache shm-cat [--job ID] DEST|MANIFEST PATH   (stage-in --shm SIZE --job ID loads it)\n"
 		   "       bbcache shm-drop [--job ID]\n"
+		   "       bbcache status [--json] [--job-dir DIR]   (the job's bbcached; DIR: $BB_JOB_DIR)\n"
+		   "       bbcache stop [--job-dir DIR]\n"
 		   "       bbcache demo [--files N] [--max-size SIZE] [--shm SIZE] "
 		   "[--numa local|interleave|replicate] [--keep]\n"
 		   "       bbcache check-script [--job-id ID] [--user NAME] [--conf FILE] SCRIPT\n"
@@ -396,6 +399,10 @@ int main(int argc, char **argv)
 		return cmd_shm(argc - 1, argv + 1, 0);
 	if (!strcmp(argv[1], "shm-drop"))
 		return cmd_shm(argc - 1, argv + 1, 1);
+	if (!strcmp(argv[1], "status"))
+		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "stop"))
+		return cmd_stop(argc - 1, argv + 1);
 	fprintf(stderr, "bbcache: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -10,5 +10,21 @@ int cmd_stage_out(int argc, char **argv);
 int cmd_ls(int argc, char **argv, int stat_only);
 int cmd_verify(int argc, char **argv);
 int cmd_shm(int argc, char **argv, int drop);
+int cmd_status(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+
+#include <stdint.h>
+
+/* Start bbcached over one manifest (stage-in --async); 0 once it serves. */
+struct agent_start_opts {
+	uint64_t job;
+	const char *manifest;  /* DIR/.bbcache/NAME.manifest */
+	const char *shm_limit; /* --shm SIZE as given, or NULL */
+	int jobs;
+	const char *verify;    /* or NULL */
+	const char *conf;      /* or NULL */
+	int no_verify_tls;
+};
+int agent_start(const struct agent_start_opts *o);
 
 #endif

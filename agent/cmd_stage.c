@@ -100,13 +100,14 @@ static int stage_cmd(int argc, char **argv, int out)
 		{"retries", required_argument, NULL, 'r'}, {"stall-timeout", required_argument, NULL, 's'},
 		{"no-verify-tls", no_argument, NULL, 'T'}, {"replicas", required_argument, NULL, 'R'},
 		{"shm", required_argument, NULL, 'S'},     {"job", required_argument, NULL, 'J' + 256},
+		{"async", no_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 	struct bb_stage_opts o = {0};
 	struct bb_stage_summary s;
 	struct bb_conf conf;
-	const char *conf_path = NULL;
+	const char *conf_path = NULL, *shm_arg = NULL, *verify_arg = NULL;
 	char err[2048] = "";
-	int opt, rc;
+	int opt, rc, async = 0;
 
 	o.type = -1;
 	o.verify = BB_VERIFY_ETAG;
@@ -123,6 +124,7 @@ static int stage_cmd(int argc, char **argv, int out)
 				goto usage;
 			break;
 		case 'v':
+			verify_arg = optarg;
 			if (!strcmp(optarg, "etag"))
 				o.verify = BB_VERIFY_ETAG;
 			else if (!strcmp(optarg, "sha256"))
@@ -174,7 +176,11 @@ static int stage_cmd(int argc, char **argv, int out)
 			break;
 		case 'R':
 			break; /* replicas: used by the MPI layer; one node here */
+		case 'A':
+			async = 1;
+			break;
 		case 'S':
+			shm_arg = optarg;
 			if (bb_parse_size(optarg, &o.shm_bytes) != BB_OK || !o.shm_bytes) {
 				fprintf(stderr, "bbcache: bad --shm size '%s'\n", optarg);
 				return 2;
@@ -193,6 +199,10 @@ static int stage_cmd(int argc, char **argv, int out)
 	}
 	if (argc - optind != 2)
 		goto usage;
+	if (async && (out || (!o.job_id && parse_job(getenv("SLURM_JOB_ID"), &o.job_id) != BB_OK))) {
+		fprintf(stderr, "bbcache: --async is for stage-in, with --job ID (or $SLURM_JOB_ID)\n");
+		return 2;
+	}
 	if (o.shm_bytes && !o.job_id && parse_job(getenv("SLURM_JOB_ID"), &o.job_id) != BB_OK) {
 		fprintf(stderr, "bbcache: --shm needs --job ID (or $SLURM_JOB_ID)\n");
 		return 2;
@@ -211,7 +221,25 @@ static int stage_cmd(int argc, char **argv, int out)
 		bb_conf_free(&conf);
 		return 1;
 	}
+	if (async) {
+		/* List and write the manifest here; the agent moves the bytes
+		 * (and owns the shm cache) while the job already runs. */
+		o.list_only = 1;
+		o.shm_bytes = 0;
+	}
 	rc = out ? bb_stage_out(&o, &s, err, sizeof(err)) : bb_stage_in(&o, &s, err, sizeof(err));
+	if (async) {
+		if (rc != BB_OK) {
+			fprintf(stderr, "bbcache stage-in: error: %s\n", err);
+			bb_conf_free(&conf);
+			return 1;
+		}
+		struct agent_start_opts ao = {o.job_id, s.manifest, shm_arg, o.jobs, verify_arg,
+					      conf_path, o.no_verify_tls};
+		rc = agent_start(&ao);
+		bb_conf_free(&conf);
+		return rc;
+	}
 	print_summary(out ? "stage-out" : "stage-in", &o, &s, rc, err);
 	if (rc == BB_OK && !o.json && !out)
 		fprintf(stderr, "bbcache stage-in: manifest %s\n", s.manifest);
