@@ -174,6 +174,15 @@ static int nvme_block(const struct dataset *ds, const struct bb_mentry *e, uint6
 	return rc;
 }
 
+/* What a client is told of an origin failure: the object changed or went
+ * away since it was listed (ESTALE), a local failure (ESYS), else EFILL. */
+static int wire_rc(int rc)
+{
+	if (rc == BB_ESTALE || rc == BB_ENOENT)
+		return BB_ESTALE;
+	return rc == BB_ESYS || rc == BB_OK ? rc : BB_EFILL;
+}
+
 static int lookup(uint64_t fid, uint64_t block, struct dataset **dsp, struct bb_mentry *e,
 		  uint32_t *len)
 {
@@ -215,7 +224,7 @@ static int fetch(struct conn *c, uint64_t fid, uint64_t block, uint32_t *tier)
 			*tier = BBP_TIER_DISK;
 			atomic_fetch_add(&a->n_disk, 1);
 		}
-		return rc;
+		return wire_rc(rc);
 	}
 	if (rc != BB_OK)
 		return rc;
@@ -240,15 +249,14 @@ static int fetch(struct conn *c, uint64_t fid, uint64_t block, uint32_t *tier)
 	if (rc == BB_OK)
 		rc = bbc_fill_commit(a->shm, &ref);
 	else
-		bbc_fill_abort(a->shm, &ref, rc == BB_ESTALE ? BB_ESTALE : BB_EFILL);
+		bbc_fill_abort(a->shm, &ref, wire_rc(rc));
 	bbc_unpin(a->shm, &ref);
 	if (rc != BB_OK) {
 		*tier = 0;
 		agent_error(a, "fetch %s/%s block %llu (origin %s): %s", ds->mount, e.path,
 			    (unsigned long long)block, bb_manifest_source(ds->m),
 			    err[0] ? err : bb_strerror(rc));
-		if (rc != BB_ESTALE && rc != BB_ENOENT && rc != BB_EPERM && rc != BB_ENOSPC)
-			rc = rc == BB_ESYS ? BB_ESYS : BB_EFILL;
+		rc = wire_rc(rc);
 	}
 	return rc;
 }
@@ -262,7 +270,7 @@ static int file(uint64_t fid)
 	if (d >= a->n_ds || idx >= a->ds[d].count ||
 	    bb_manifest_entry(a->ds[d].m, idx, &e) != BB_OK || (e.mode & S_IFMT) == S_IFDIR)
 		return BB_ENOENT;
-	return agent_ensure_file(a, d, idx);
+	return wire_rc(agent_ensure_file(a, d, idx));
 }
 
 static void reply(struct conn *c, struct bbp_msg *m)
