@@ -38,6 +38,13 @@ print(eval(sys.argv[2], {"j": j}))' "$1" "$2" 2>/dev/null || echo "?"; }
 
 T=$(bb_tmpdir)
 chmod 0711 "$T"
+# In a sanitizer build the daemon's stderr is /dev/null once it serves:
+# its reports go to files that the end of this test looks at.
+mkdir -p "$T/asan"
+chmod 0777 "$T/asan"
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/asan/report"
+UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/asan/report"
+export ASAN_OPTIONS UBSAN_OPTIONS
 JOBS=""
 # A job id per run: tests may run in parallel with others on this machine.
 JOB0=$(( ($$ % 100000) * 10 + 100000000 ))
@@ -307,6 +314,15 @@ chmod 0600 "$D/.bbcache/agent.sock"
 contains "the job's user still gets in" "$T/out.log" "rc BB_OK version 1 job $J"
 "$BBCACHE" stop --job-dir "$D" >/dev/null 2>&1
 check "stopped: nothing left in /dev/shm" test ! -e "/dev/shm/bbcache.$J"
+
+stop_agents
+JOBS=""
+if [ -n "$(ls "$T/asan" 2>/dev/null)" ]; then
+	bad "sanitizer reports:"
+	cat "$T/asan"/* | head -n 60
+else
+	ok "no sanitizer report from bbcached, bbcache or agent_client"
+fi
 
 echo "$(basename "$0"): $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
