@@ -28,7 +28,7 @@ int bb_ns_socket(const char *jobdir, char *buf, size_t len)
 static int field(char *dst, size_t cap, const char *s, const char *e)
 {
 	size_t n = (size_t)(e - s);
-	if (n == 0 || n >= cap)
+	if (n == 0 || n >= cap || memchr(s, '\0', n) || memchr(s, '\t', n))
 		return BB_EPARSE;
 	memcpy(dst, s, n);
 	dst[n] = '\0';
@@ -49,6 +49,8 @@ static int parse_line(struct bb_ns *ns, const char *s, const char *e, int lineno
 	if (kl == 3 && !memcmp(s, "job", 3)) {
 		char num[32], *end;
 		if (field(num, sizeof(num), v, e))
+			return BB_EPARSE;
+		if (num[0] < '0' || num[0] > '9') /* strtoull takes blanks and signs */
 			return BB_EPARSE;
 		errno = 0;
 		ns->job_id = strtoull(num, &end, 10);
@@ -148,6 +150,16 @@ int bb_ns_write(const char *path, const struct bb_ns *ns, char *err, size_t errl
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
 		snprintf(err, errlen, "%s: path too long", path);
 		return BB_ERANGE;
+	}
+	if (ns->n > BB_NS_MAX_DATASETS) {
+		snprintf(err, errlen, "%s: %u datasets, at most %d", path, ns->n, BB_NS_MAX_DATASETS);
+		return BB_ERANGE;
+	}
+	if (!ns->shm_dir[0] || !ns->socket[0] || strpbrk(ns->shm_dir, "\t\n") ||
+	    strpbrk(ns->socket, "\t\n")) {
+		snprintf(err, errlen, "%s: the shm directory or socket path is empty or holds a tab "
+			 "or newline", path);
+		return BB_EINVAL;
 	}
 	for (uint32_t i = 0; i < ns->n; i++)
 		if (strpbrk(ns->ds[i].mount, "\t\n") || strpbrk(ns->ds[i].manifest, "\t\n")) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -206,10 +207,18 @@ int bbp_call(int fd, const struct bbp_msg *req, struct bbp_msg *rep, void *buf, 
 		;
 	if (r < 0)
 		return errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN ? BB_EDEAD : BB_ESYS;
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		if (timeout_ms >= 0) {
+			/* one deadline for the call, however many stale replies come */
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			long left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 +
+						  (t.tv_nsec - t0.tv_nsec) / 1000000);
+			if (left < 0)
+				return BB_ETIMEDOUT;
 			struct pollfd p = {.fd = fd, .events = POLLIN};
-			int pr = poll(&p, 1, timeout_ms);
+			int pr = poll(&p, 1, (int)left);
 			if (pr < 0 && errno == EINTR)
 				continue;
 			if (pr < 0)
@@ -224,10 +233,12 @@ int bbp_call(int fd, const struct bbp_msg *req, struct bbp_msg *rep, void *buf, 
 			return errno == ECONNRESET ? BB_EDEAD : BB_ESYS;
 		if (r == 0)
 			return BB_EDEAD;
-		if (bbp_decode(buf, (size_t)r, rep) != BB_OK || rep->h.op != (req->h.op | BBP_REPLY))
+		if (bbp_decode(buf, (size_t)r, rep) != BB_OK)
 			return BB_EPROTO;
-		if (rep->h.seq == req->h.seq)
-			return BB_OK;
-		/* a late reply to an earlier, timed-out call: skip it */
+		if (rep->h.seq != req->h.seq)
+			continue; /* a late reply to an earlier, timed-out call */
+		if (rep->h.op != (req->h.op | BBP_REPLY))
+			return BB_EPROTO;
+		return BB_OK;
 	}
 }

@@ -177,7 +177,7 @@ static void test_write_refuses(void)
 	CU_ASSERT_EQUAL(bb_ns_write(path, &ns, err, sizeof(err)), BB_EINVAL);
 	CU_ASSERT_EQUAL(entries(), 0);
 
-	/* BUG (common/ns.c, bb_ns_write): only dataset paths are checked for a
+	/* Found by this test, since fixed (common/ns.c, bb_ns_write): only dataset paths are checked for a
 	 * tab or newline, not shm_dir and socket.  A socket path with a
 	 * newline writes a file with an extra, injected dataset line (below:
 	 * it reads back with n == 1 and socket "/s").  Expected BB_EINVAL and
@@ -192,7 +192,7 @@ static void test_write_refuses(void)
 	unlink(path);
 	CU_ASSERT_EQUAL(entries(), 0);
 
-	/* BUG (common/ns.c, bb_ns_write): n is not checked against
+	/* Found by this test, since fixed (common/ns.c, bb_ns_write): n is not checked against
 	 * BB_NS_MAX_DATASETS (a caller's n = 65 reads ds[64], past the struct;
 	 * here the struct is over-allocated so that is safe), and the file it
 	 * writes is refused by bb_ns_read ("too many datasets").  Expected an
@@ -252,7 +252,7 @@ static void test_malformed(void)
 		   ":2: malformed line");
 	expect_bad("bbcache-ns\t1\njob\t123456789012345678901234567890123\nshm\t/s\nsocket\t/k\n",
 		   ":2: malformed line");
-	/* BUG (common/ns.c, parse_line): the job id goes through strtoull,
+	/* Found by this test, since fixed (common/ns.c, parse_line): the job id goes through strtoull,
 	 * which takes a sign and leading blanks: "-1" is read as
 	 * 18446744073709551615, " 5" and "+5" as 5.  Expected BB_EPARSE at
 	 * line 2 for each. */
@@ -260,7 +260,7 @@ static void test_malformed(void)
 	expect_bad("bbcache-ns\t1\njob\t 5\nshm\t/s\nsocket\t/k\n", ":2: malformed line");
 	expect_bad("bbcache-ns\t1\njob\t+5\nshm\t/s\nsocket\t/k\n", ":2: malformed line");
 
-	/* BUG (common/ns.c, field): a field is copied with memcpy and used as a
+	/* Found by this test, since fixed (common/ns.c, field): a field is copied with memcpy and used as a
 	 * C string, so a NUL byte cuts it; one at its start turns it into the
 	 * empty string that field() refuses otherwise.  "shm\t\0x" is read
 	 * as BB_OK with shm_dir "" (found by fuzz_ns).  Expected BB_EPARSE at

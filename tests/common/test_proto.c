@@ -743,7 +743,7 @@ static void test_stale_other_op(void)
 	r = reply(BBP_FILE, 2, BB_OK, 0);
 	send_msg(sp[1], &r);
 	q = req(BBP_FILE, 2);
-	/* BUG (common/proto.c, bbp_call): the op is checked before the seq, so
+	/* Found by this test, since fixed (common/proto.c, bbp_call): the op is checked before the seq, so
 	 * the late FETCH reply (seq 1) ends the FILE call (seq 2) with
 	 * BB_EPROTO instead of being skipped.  Expected BB_OK with seq 2. */
 	rc = bbp_call(sp[0], &q, &got, buf, sizeof(buf), 1000);

@@ -59,10 +59,8 @@ static void check(const struct bb_ns *n)
 	if (n->n > BB_NS_MAX_DATASETS || !terminated(n->shm_dir, sizeof(n->shm_dir)) ||
 	    !terminated(n->socket, sizeof(n->socket)))
 		abort();
-	/* BUG (common/ns.c, field): a field starting with a NUL byte
-	 * ("shm\t\0x", "dataset\t/m\t\0x") is read as an empty string,
-	 * though empty fields are refused; these checks and the manifest one
-	 * below abort on it until the reader refuses NUL bytes. */
+	/* Empty fields are refused, also ones made empty by a NUL byte
+	 * ("shm\t\0x", "dataset\t/m\t\0x"; this target found that). */
 	if (!n->shm_dir[0] || !n->socket[0])
 		abort();
 	for (uint32_t i = 0; i < n->n; i++) {

@@ -4,6 +4,6 @@
 # abort() of a target's invariant checks or a sanitizer report fails `make check`.
 set -eu
 srcdir=${srcdir:-.}
-for t in directive conf manifest s3xml; do
+for t in directive conf manifest s3xml proto ns; do
 	./replay_$t "$srcdir/corpus/$t"
 done
