@@ -169,8 +169,24 @@ static int stage(struct agent *a, uint32_t d, int64_t only)
 	rc = bb_stage_in_manifest(&a->so, &x, &s, err, sizeof(err));
 	/* Per-file failures were reported by hook_done; this is the rest
 	 * (the manifest or the origin could not be opened). */
-	if (rc != BB_OK && !s.failed && !atomic_load(&a->stopping))
+	if (rc != BB_OK && !s.failed && !atomic_load(&a->stopping)) {
 		agent_error(a, "staging %s: %s", a->ds[d].mount, err);
+		/* Its files will not come: say so to whoever waits for them. */
+		struct dataset *ds = &a->ds[d];
+		pthread_mutex_lock(&a->lock);
+		for (uint32_t i = 0; i < ds->count; i++) {
+			struct bb_mentry e;
+			bb_manifest_entry(ds->m, i, &e);
+			if ((e.mode & S_IFMT) == S_IFDIR || ds->state[i] != F_PENDING ||
+			    (only >= 0 && i != (uint64_t)only))
+				continue;
+			ds->state[i] = F_FAILED;
+			ds->rc[i] = (int8_t)rc;
+			a->files_failed++;
+		}
+		pthread_cond_broadcast(&a->cond);
+		pthread_mutex_unlock(&a->lock);
+	}
 	return rc;
 }
 
@@ -183,6 +199,14 @@ static void *prefetch_main(void *arg)
 		if (stage(a, d, -1) != BB_OK)
 			failed = 1;
 	pthread_mutex_lock(&a->lock);
+	/* Files readers' threads stage themselves may still be in flight:
+	 * the prefetch is over when every file is done or failed. */
+	while (!atomic_load(&a->stopping) && a->files_done + a->files_failed < a->files_total) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&a->cond, &a->lock, &ts);
+	}
 	if (!atomic_load(&a->stopping))
 		a->prefetch_state = failed || a->files_failed ? 2 : 1;
 	a->t_end = agent_now();

@@ -285,7 +285,46 @@ status "$D"
 jget "$T/st.json" 'j["pid"]' >"$T/pid$J"
 eq "state complete at once" "$(jget "$T/st.json" 'j["state"]')" complete
 
+echo "# S3 (s3rver behind faultsrv --sigv4-check): signed ranged GETs on demand"
+bb_require node
+bb_require s3rver
+bb_require aws
+bb_require botocore
+bb_make_dataset "$T/s3src" 12 0-2M 21
+bb_start_s3rver "$T/s3" >/dev/null
+bb_s3 s3 mb s3://bkt >/dev/null
+bb_s3 s3 cp --quiet --recursive "$T/s3src" s3://bkt/data/
+bb_start_faultsrv --upstream "$S3_ENDPOINT" --sigv4-check >/dev/null
+S3F_URL=$FAULT_URL
+bb_fault '{"match": "*", "mode": "slow", "rate": 1000000, "range": false, "method": "GET", "count": -1}' "$S3F_URL"
+J=$((JOB0 + 4))
+JOBS="$JOBS $J"
+D="$T/job$J"
+mkdir -p "$D"
+rc=0
+AWS_ENDPOINT_URL=$S3F_URL "$BBCACHE" stage-in --async --job "$J" --jobs 2 --no-progress \
+	s3://bkt/data/ "$D/data" >"$T/out.log" 2>&1 || rc=$?
+eq "stage-in --async from S3 exits 0" "$rc" 0
+status "$D"
+jget "$T/st.json" 'j["pid"]' >"$T/pid$J"
+rc=0
+"$AGENT_CLIENT" fetch-all "$D/.bbcache/agent.sock" "$J" /dev/shm "$D/.bbcache/data.manifest" 0 \
+	"$T/s3src" 3 >"$T/fa.log" 2>&1 || rc=$?
+eq "S3: every block byte-identical" "$rc" 0
+tail -n 3 "$T/fa.log"
+origin=$(sed -n 's/.* origin \([0-9]*\) .*/\1/p' "$T/fa.log" | tail -n 1)
+check "S3: some blocks fetched on demand ($origin)" test "${origin:-0}" -gt 0
+check "S3: staging completes" wait_state "$D"
+check "S3: every file complete and equal" same_tree "$T/s3src" "$D/data"
+eq "S3: no request with a bad signature" "$(bb_fault_stat 's["sigv4"]["bad"]' "$S3F_URL")" 0
+check "S3: signed requests seen" test "$(bb_fault_stat 's["sigv4"]["good"]' "$S3F_URL")" -gt 0
+if grep -q S3RVER "$D/.bbcache/agent.log"; then bad "the log holds a credential"; else ok "no credential in the log"; fi
+"$BBCACHE" stop --job-dir "$D" >/dev/null 2>&1
+check "stopped: nothing left in /dev/shm" test ! -e "/dev/shm/bbcache.$J"
+
 echo "# another user can neither connect nor map the segment"
+J=$((JOB0 + 3)) # the --mode wait agent serves on
+D="$T/job$J"
 if ! id bbtest >/dev/null 2>&1; then
 	useradd -r -M -s /usr/sbin/nologin bbtest || bb_die "cannot create the test user bbtest"
 fi
