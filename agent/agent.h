@@ -82,6 +82,7 @@ struct agent {
 
 	/* counters without the lock */
 	atomic_uint_fast64_t n_shm, n_nvme, n_origin, n_disk, n_fetch_err, n_nowait;
+	atomic_uint_fast64_t n_inline; /* READs answered with their bytes while the block came */
 	atomic_uint_fast64_t bytes_origin;
 	atomic_int stopping;
 	atomic_int n_conns;

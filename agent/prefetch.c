@@ -318,7 +318,8 @@ size_t agent_status(struct agent *a, int json, char *buf, size_t cap)
 			     "\"bytes_staged\":%llu,\"bytes_total\":%llu,\"progress_pct\":%.1f,"
 			     "\"seconds\":%.3f,\"throughput_bps\":%.0f,\"files_failed\":%llu,"
 			     "\"shm_hits\":%llu,\"shm_misses\":%llu,\"fetch\":{\"shm\":%llu,\"nvme\":%llu,"
-			     "\"origin\":%llu,\"disk\":%llu,\"errors\":%llu,\"readahead\":%llu},"
+			     "\"origin\":%llu,\"disk\":%llu,\"errors\":%llu,\"readahead\":%llu,"
+			     "\"early_replies\":%llu},"
 			     "\"misses_served\":%llu,\"origin_bytes\":%llu,\"evictions\":%llu,"
 			     "\"shm_bytes_used\":%llu,\"shm_bytes_total\":%llu,\"clients\":%u,"
 			     "\"connections\":%d,\"errors\":%llu,\"first_error\":\"%s\"}",
@@ -331,6 +332,7 @@ size_t agent_status(struct agent *a, int json, char *buf, size_t cap)
 			     (unsigned long long)orig, (unsigned long long)disk,
 			     (unsigned long long)ferr,
 			     (unsigned long long)atomic_load(&a->n_nowait),
+			     (unsigned long long)atomic_load(&a->n_inline),
 			     (unsigned long long)(nvme + orig + disk),
 			     (unsigned long long)atomic_load(&a->bytes_origin),
 			     (unsigned long long)st.evictions, (unsigned long long)st.bytes_used,
@@ -342,7 +344,7 @@ size_t agent_status(struct agent *a, int json, char *buf, size_t cap)
 			     "job %llu, %s (pid %d), mode %s: %s\n"
 			     "  staged    %llu of %llu file(s), %s of %s (%.1f%%), %s/s over %.1f s\n"
 			     "  fetches   %llu served: shm %llu, nvme %llu, origin %llu, disk %llu; "
-			     "%llu error(s), %llu readahead\n"
+			     "%llu error(s), %llu readahead, %llu early\n"
 			     "  shm       %llu hit(s), %llu miss(es), %llu eviction(s), %s of %s used, "
 			     "%u client(s)\n"
 			     "  errors    %llu (%llu file(s) failed)%s%s\n",
@@ -355,6 +357,7 @@ size_t agent_status(struct agent *a, int json, char *buf, size_t cap)
 			     (unsigned long long)nvme, (unsigned long long)orig,
 			     (unsigned long long)disk, (unsigned long long)ferr,
 			     (unsigned long long)atomic_load(&a->n_nowait),
+			     (unsigned long long)atomic_load(&a->n_inline),
 			     (unsigned long long)st.hits, (unsigned long long)st.misses,
 			     (unsigned long long)st.evictions, bb_format_size(st.bytes_used, b4, sizeof(b4)),
 			     bb_format_size(st.bytes_total, b5, sizeof(b5)), st.clients,

@@ -39,13 +39,41 @@ struct conn {
 	unsigned char *in, *out;
 };
 
+/* A READ waiting for its bytes while the block arrives (time to first
+ * byte: the reader gets its range as soon as it is here, not the block). */
+struct early {
+	struct conn *c;
+	const struct bbp_msg *q; /* the READ */
+	uint32_t end;            /* want [q->off, end) of the block */
+	int replied;
+};
+
 struct block_dst {
 	unsigned char *data;
 	uint64_t off; /* of the block in the object */
 	uint32_t len;
+	uint32_t got; /* bytes from the block's start that are here, in order */
+	struct early *early;
 	int done, rc;
 	char errmsg[512];
 };
+
+static void reply(struct conn *c, struct bbp_msg *m);
+
+static void early_reply(struct block_dst *b)
+{
+	struct early *e = b->early;
+	struct bbp_msg m = {0};
+
+	m.h.op = BBP_READ | BBP_REPLY;
+	m.h.seq = e->q->h.seq;
+	m.rc = BB_OK;
+	m.u32 = BBP_TIER_INLINE;
+	m.text = (const char *)b->data + e->q->off;
+	m.text_len = e->end - (uint32_t)e->q->off;
+	reply(e->c, &m);
+	e->replied = 1;
+}
 
 static int block_data(void *arg, const void *buf, size_t n, uint64_t off)
 {
@@ -54,7 +82,16 @@ static int block_data(void *arg, const void *buf, size_t n, uint64_t off)
 	if (off < b->off || off - b->off > b->len || n > b->len - (off - b->off))
 		return BB_ERANGE; /* a server that sent what we did not ask for */
 	memcpy(b->data + (off - b->off), buf, n);
+	if (off - b->off == b->got)
+		b->got += (uint32_t)n;
+	if (b->early && !b->early->replied && b->got >= b->early->end)
+		early_reply(b);
 	return BB_OK;
+}
+
+static void block_reset(void *arg)
+{
+	((struct block_dst *)arg)->got = 0; /* a retry starts the range over */
 }
 
 static void block_done(void *arg, struct bb_xfer_result *r)
@@ -110,7 +147,8 @@ static int posix_block(const struct dataset *ds, const struct bb_mentry *e, uint
 }
 
 static int origin_block(struct conn *c, const struct dataset *ds, const struct bb_mentry *e,
-			uint64_t off, uint32_t len, void *dst, char *err, size_t errlen)
+			uint64_t off, uint32_t len, void *dst, struct early *early, char *err,
+			size_t errlen)
 {
 	struct agent *a = &g_agent;
 	char url[8192];
@@ -139,9 +177,10 @@ static int origin_block(struct conn *c, const struct dataset *ds, const struct b
 	}
 	/* One ranged GET of exactly the block, run to completion here (not
 	 * bb_engine_fetch: it takes the callbacks' argument for itself). */
-	struct block_dst b = {dst, off, len, 0, BB_ESYS, ""};
+	struct block_dst b = {dst, off, len, 0, early, 0, BB_ESYS, ""};
 	bb_origin_request(&ds->org, url, off, len, e->etag, &r);
 	r.on_data = block_data;
+	r.on_reset = block_reset;
 	r.on_done = block_done;
 	r.arg = &b;
 	r.what = e->path;
@@ -201,7 +240,11 @@ static int lookup(uint64_t fid, uint64_t block, struct dataset **dsp, struct bb_
 	return BB_OK;
 }
 
-static int fetch(struct conn *c, uint64_t fid, uint64_t block, uint32_t *tier)
+/* FETCH, and READ (rq): a READ of a block that comes from the origin is
+ * answered from inside the transfer as soon as its range is here
+ * (*replied = 1); the block goes on filling into shm. */
+static int fetch(struct conn *c, uint64_t fid, uint64_t block, uint32_t *tier,
+		 const struct bbp_msg *rq, int *replied)
 {
 	struct agent *a = &g_agent;
 	struct dataset *ds;
@@ -240,7 +283,17 @@ static int fetch(struct conn *c, uint64_t fid, uint64_t block, uint32_t *tier)
 	} else {
 		/* Not staged yet: this block now, the rest of its file next. */
 		agent_prioritize(a, d, e.idx);
-		rc = origin_block(c, ds, &e, off, len, ref.data, err, sizeof(err));
+		struct early ea = {c, rq, 0, 0};
+		if (rq && rq->off < len && rq->len) {
+			uint64_t end = rq->off + (rq->len < BBP_MAX_INLINE ? rq->len : BBP_MAX_INLINE);
+			ea.end = (uint32_t)(end < len ? end : len);
+		}
+		rc = origin_block(c, ds, &e, off, len, ref.data, ea.end ? &ea : NULL, err,
+				  sizeof(err));
+		if (ea.replied) {
+			*replied = 1;
+			atomic_fetch_add(&a->n_inline, 1);
+		}
 		if (rc == BB_OK) {
 			*tier = BBP_TIER_ORIGIN;
 			atomic_fetch_add(&a->n_origin, 1);
@@ -333,10 +386,19 @@ static void handle(struct conn *c, const struct bbp_msg *q)
 			}
 			break;
 		}
-		m.rc = fetch(c, q->a, q->b, &m.u32);
+		m.rc = fetch(c, q->a, q->b, &m.u32, NULL, NULL);
 		if (m.rc != BB_OK)
 			atomic_fetch_add(&a->n_fetch_err, 1);
 		break;
+	case BBP_READ: {
+		int replied = 0;
+		m.rc = fetch(c, q->a, q->b, &m.u32, q, &replied);
+		if (m.rc != BB_OK)
+			atomic_fetch_add(&a->n_fetch_err, 1);
+		if (replied)
+			return; /* the bytes went out while the block arrived */
+		break;
+	}
 	case BBP_FILE:
 		m.rc = file(q->a);
 		break;

@@ -44,7 +44,8 @@ static uint64_t ld64(const unsigned char *p)
 	return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32;
 }
 
-/* The payload size of each message; -1: variable (STATUS reply), -2: unknown op. */
+/* The payload size of each message; -1: variable (STATUS reply: rc + text),
+ * -3: variable (READ reply: rc, tier + data), -2: unknown op. */
 static long payload_size(uint16_t op)
 {
 	switch (op) {
@@ -58,6 +59,8 @@ static long payload_size(uint16_t op)
 	case BBP_STATUS | BBP_REPLY: return -1;
 	case BBP_STOP: return 0;
 	case BBP_STOP | BBP_REPLY: return 4;
+	case BBP_READ: return 32;
+	case BBP_READ | BBP_REPLY: return -3;
 	default: return -2;
 	}
 }
@@ -67,12 +70,14 @@ size_t bbp_encode(const struct bbp_msg *m, void *buf, size_t cap)
 	unsigned char *p = buf, *q = p + BBP_HDR_SIZE;
 	long n = payload_size(m->h.op);
 
-	if (n == -2 || cap < BBP_HDR_SIZE + 20)
+	if (n == -2 || (n >= 0 && cap < BBP_HDR_SIZE + (size_t)n))
 		return 0;
-	if (n == -1) {
-		if (m->text_len > BBP_MAX_PAYLOAD - 4 || cap < BBP_HDR_SIZE + 4 + (size_t)m->text_len)
+	if (n == -1 || n == -3) {
+		size_t fixed = n == -1 ? 4 : 8;
+		if (m->text_len > BBP_MAX_PAYLOAD - fixed ||
+		    cap < BBP_HDR_SIZE + fixed + (size_t)m->text_len)
 			return 0;
-		n = 4 + (long)m->text_len;
+		n = (long)(fixed + m->text_len);
 	}
 	st32(p, BBP_MAGIC);
 	st32(p + 4, BBP_VERSION);
@@ -111,6 +116,18 @@ size_t bbp_encode(const struct bbp_msg *m, void *buf, size_t cap)
 		if (m->text_len)
 			memcpy(q, m->text, m->text_len);
 		break;
+	case BBP_READ:
+		st64(q, m->a);
+		st64(q + 8, m->b);
+		st32(q + 16, m->u32);
+		st32(q + 20, m->len);
+		st64(q + 24, m->off);
+		break;
+	case BBP_READ | BBP_REPLY:
+		st32(q, m->u32);
+		if (m->text_len)
+			memcpy(q + 4, m->text, m->text_len);
+		break;
 	}
 	return BBP_HDR_SIZE + (size_t)n;
 }
@@ -133,7 +150,8 @@ int bbp_decode(const void *buf, size_t len, struct bbp_msg *m)
 	    m->h.reserved || m->h.len != len - BBP_HDR_SIZE)
 		return BB_EPROTO;
 	long n = payload_size(m->h.op);
-	if (n == -2 || (n >= 0 && m->h.len != (uint32_t)n) || (n == -1 && m->h.len < 4))
+	if (n == -2 || (n >= 0 && m->h.len != (uint32_t)n) || (n == -1 && m->h.len < 4) ||
+	    (n == -3 && m->h.len < 8))
 		return BB_EPROTO;
 	q = p + BBP_HDR_SIZE;
 	if (m->h.op & BBP_REPLY) {
@@ -163,6 +181,18 @@ int bbp_decode(const void *buf, size_t len, struct bbp_msg *m)
 	case BBP_STATUS | BBP_REPLY:
 		m->text = (const char *)q;
 		m->text_len = m->h.len - 4;
+		break;
+	case BBP_READ:
+		m->a = ld64(q);
+		m->b = ld64(q + 8);
+		m->u32 = ld32(q + 16);
+		m->len = ld32(q + 20);
+		m->off = ld64(q + 24);
+		break;
+	case BBP_READ | BBP_REPLY:
+		m->u32 = ld32(q);
+		m->text = (const char *)q + 4;
+		m->text_len = m->h.len - 8;
 		break;
 	}
 	return BB_OK;

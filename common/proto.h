@@ -27,6 +27,9 @@ enum bbp_op {
 	BBP_FILE = 3,   /* req: u64 file id; rep: rc once the file is whole and verified on NVMe */
 	BBP_STATUS = 4, /* req: u32 flags (BBP_STATUS_JSON); rep: rc, then UTF-8 text */
 	BBP_STOP = 5,   /* req: empty; rep: rc, then the agent shuts down */
+	BBP_READ = 6,   /* req: u64 file id, u64 block, u32 flags, u32 len, u64 off;
+			   rep: rc, u32 tier, then (tier INLINE) the bytes [off, off+len)
+			   of the block, sent as soon as they arrive from the origin */
 };
 
 /* BBP_FETCH flags */
@@ -38,7 +41,12 @@ enum bbp_tier {
 	BBP_TIER_NVME = 2,   /* filled into shm from the job's NVMe copy */
 	BBP_TIER_ORIGIN = 3, /* fetched from the origin into shm */
 	BBP_TIER_DISK = 4,   /* not in shm (it is full): read the NVMe file, now whole */
+	BBP_TIER_INLINE = 5, /* READ: the bytes are in the reply; the block is still
+				being filled into shm */
 };
+
+/* The most data a READ reply carries. */
+#define BBP_MAX_INLINE (BBP_MAX_PAYLOAD - 8)
 
 #define BBP_STATUS_JSON 0x1
 
@@ -62,8 +70,10 @@ struct bbp_msg {
 	struct bbp_hdr h;
 	int32_t rc;         /* replies */
 	uint32_t u32;       /* HELLO version, FETCH flags / tier, STATUS flags */
-	uint64_t a, b;      /* FETCH/FILE file id, FETCH block; HELLO reply job id */
-	const char *text;   /* STATUS reply: not NUL-terminated, text_len bytes */
+	uint64_t a, b;      /* FETCH/READ/FILE file id, FETCH/READ block; HELLO reply job id */
+	uint64_t off;       /* READ: offset in the block */
+	uint32_t len;       /* READ: bytes wanted */
+	const char *text;   /* STATUS reply text, READ reply data: text_len bytes */
 	uint32_t text_len;
 };
 

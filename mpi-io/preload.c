@@ -589,8 +589,10 @@ int pl_open_where(const struct pl_where *w, int flags)
 /* ---- the agent ------------------------------------------------------------- */
 
 /* One request to the agent, reconnecting (the agent may be restarting)
- * for up to BBCACHE_AGENT_TIMEOUT seconds.  BB_EDEAD when it stays away. */
-static int pl_agent_call(struct bbp_msg *req, struct bbp_msg *rep)
+ * for up to BBCACHE_AGENT_TIMEOUT seconds.  BB_EDEAD when it stays away.
+ * A reply's data (READ) is copied to data (cap bytes) before the shared
+ * message buffer is let go; rep->text_len says how much. */
+static int pl_agent_call(struct bbp_msg *req, struct bbp_msg *rep, void *data, size_t cap)
 {
 	struct timespec t0, now;
 	int rc, delay_ms = 10;
@@ -620,8 +622,14 @@ static int pl_agent_call(struct bbp_msg *req, struct bbp_msg *rep)
 		if (pl.conn >= 0) {
 			req->h.seq = ++pl.seq;
 			rc = bbp_call(pl.conn, req, rep, pl.msg, sizeof(pl.msg), -1);
-			if (rc == BB_OK)
+			if (rc == BB_OK) {
+				if (rep->text_len > (data ? cap : 0))
+					rep->text_len = 0; /* more than asked: ignore it */
+				if (rep->text_len)
+					memcpy(data, rep->text, rep->text_len);
+				rep->text = data;
 				break;
+			}
 			pl_real.close(pl.conn);
 			pl.conn = -1;
 		}
@@ -668,7 +676,7 @@ int pl_open_whole(struct pl_file *f)
 	if (fd >= 0)
 		return fd;
 	struct bbp_msg req = {.h = {.op = BBP_FILE}, .a = f->file_id}, rep;
-	int rc = pl_agent_call(&req, &rep);
+	int rc = pl_agent_call(&req, &rep, NULL, 0);
 	if (rc == BB_OK)
 		rc = rep.rc;
 	if (rc == BB_OK && (fd = open_if_whole(f)) >= 0)
@@ -743,11 +751,21 @@ ssize_t pl_pread_file(struct pl_file *f, void *buf, size_t n, uint64_t off)
 			errno = EIO;
 			return done ? (ssize_t)done : -1;
 		}
-		/* A miss: one request to the agent, then read again. */
-		struct bbp_msg req = {.h = {.op = BBP_FETCH}, .a = f->file_id, .b = b}, rep;
-		int rc = c ? pl_agent_call(&req, &rep) : BB_OK;
+		/* A miss: one request to the agent, then read again.  A block
+		 * still on its way from the origin comes back with the bytes
+		 * asked for as soon as they are here (time to first byte). */
+		uint64_t boff = pos - b * f->bsize;
+		size_t want = n - done < BBP_MAX_INLINE ? n - done : BBP_MAX_INLINE;
+		struct bbp_msg req = {.h = {.op = BBP_READ}, .a = f->file_id, .b = b,
+				      .off = boff, .len = (uint32_t)want}, rep;
+		int rc = c ? pl_agent_call(&req, &rep, (char *)buf + done, want) : BB_OK;
 		if (rc == BB_OK && c)
 			rc = rep.rc;
+		if (rc == BB_OK && c && rep.u32 == BBP_TIER_INLINE && rep.text_len) {
+			done += rep.text_len;
+			tries = 0;
+			continue;
+		}
 		if (rc == BB_OK && c && rep.u32 != BBP_TIER_DISK && ++tries < 4)
 			continue;
 		if (rc == BB_OK || rc == BB_EDEAD) {

@@ -125,6 +125,48 @@ static void test_roundtrip(void)
 	CU_ASSERT_EQUAL(d.u32, BBP_TIER_ORIGIN);
 
 	memset(&m, 0, sizeof(m));
+	m.h.op = BBP_READ;
+	m.h.seq = 41;
+	m.a = bbp_file_id(2, 9);
+	m.b = 77;
+	m.len = 4096;
+	m.off = 0x123456789aull;
+	d = roundtrip(&m, 32);
+	CU_ASSERT_EQUAL(d.a, bbp_file_id(2, 9));
+	CU_ASSERT_EQUAL(d.b, 77);
+	CU_ASSERT_EQUAL(d.len, 4096);
+	CU_ASSERT_EQUAL(d.off, 0x123456789aull);
+	CU_ASSERT_EQUAL(d.u32, 0);
+
+	{
+		static char data[BBP_MAX_INLINE + 1];
+		unsigned char big[BBP_MAX_MSG + 16];
+		memset(data, 'd', sizeof(data));
+		memset(&m, 0, sizeof(m));
+		m.h.op = BBP_READ | BBP_REPLY;
+		m.h.seq = 42;
+		m.u32 = BBP_TIER_INLINE;
+		m.text = data;
+		m.text_len = 5;
+		d = roundtrip(&m, 13);
+		CU_ASSERT_EQUAL(d.u32, BBP_TIER_INLINE);
+		CU_ASSERT_EQUAL(d.text_len, 5);
+		/* the most a reply carries, and one byte more */
+		m.text_len = BBP_MAX_INLINE;
+		CU_ASSERT_EQUAL(bbp_encode(&m, big, sizeof(big)), BBP_MAX_MSG);
+		CU_ASSERT_EQUAL(bbp_decode(big, BBP_MAX_MSG, &d), BB_OK);
+		CU_ASSERT_EQUAL(d.text_len, BBP_MAX_INLINE);
+		m.text_len = BBP_MAX_INLINE + 1;
+		CU_ASSERT_EQUAL(bbp_encode(&m, big, sizeof(big)), 0);
+		/* a READ reply shorter than rc + tier */
+		m.text_len = 0;
+		size_t n = bbp_encode(&m, big, sizeof(big));
+		CU_ASSERT_EQUAL(n, BBP_HDR_SIZE + 8);
+		big[16] = 7; /* len 7 */
+		CU_ASSERT_EQUAL(bbp_decode(big, BBP_HDR_SIZE + 7, &d), BB_EPROTO);
+	}
+
+	memset(&m, 0, sizeof(m));
 	m.h.op = BBP_FILE;
 	m.h.seq = 5;
 	m.a = bbp_file_id(0xffffffff, 1);
@@ -256,7 +298,7 @@ static void test_encode_refuses(void)
 	m.text_len = 0;
 	for (unsigned op = 0; op <= 0xffff; op++) {
 		unsigned base = op & ~BBP_REPLY;
-		if (base >= BBP_HELLO && base <= BBP_STOP)
+		if (base >= BBP_HELLO && base <= BBP_READ)
 			continue;
 		m.h.op = (uint16_t)op;
 		if (bbp_encode(&m, buf, sizeof(buf)) != 0) {
@@ -354,8 +396,8 @@ static void test_decode_rejects(void)
 
 	/* unknown ops, with any payload size up to 24 */
 	{
-		static const uint16_t bad_ops[] = {0, 6, 7, 0x10, 0x0101, 0x4001, 0x7fff,
-						   BBP_REPLY, BBP_REPLY | 6, BBP_REPLY | 0x4001,
+		static const uint16_t bad_ops[] = {0, 7, 8, 0x10, 0x0101, 0x4001, 0x7fff,
+						   BBP_REPLY, BBP_REPLY | 7, BBP_REPLY | 0x4001,
 						   0xffff};
 		for (size_t i = 0; i < sizeof(bad_ops) / sizeof(bad_ops[0]); i++)
 			for (size_t len = 0; len <= 24; len++) {

@@ -18,7 +18,8 @@ static unsigned char out[BBP_MAX_MSG], out2[BBP_MAX_MSG];
 static void same(const struct bbp_msg *x, const struct bbp_msg *y)
 {
 	if (memcmp(&x->h, &y->h, sizeof(x->h)) || x->rc != y->rc || x->u32 != y->u32 ||
-	    x->a != y->a || x->b != y->b || x->text_len != y->text_len ||
+	    x->a != y->a || x->b != y->b || x->off != y->off || x->len != y->len ||
+	    x->text_len != y->text_len ||
 	    !x->text != !y->text || (x->text_len && memcmp(x->text, y->text, x->text_len)))
 		abort();
 }
@@ -35,14 +36,15 @@ static uint64_t take(const uint8_t **p, size_t *n, size_t k)
 /* Encode a message of op with fields from the input, decode it, compare. */
 static void fields_roundtrip(const uint8_t *data, size_t size)
 {
-	static const uint16_t ops[] = {BBP_HELLO, BBP_FETCH, BBP_FILE, BBP_STATUS, BBP_STOP};
+	static const uint16_t ops[] = {BBP_HELLO, BBP_FETCH, BBP_FILE, BBP_STATUS, BBP_STOP,
+				       BBP_READ};
 	const uint8_t *p = data;
 	size_t n = size;
 	struct bbp_msg m, d;
 	size_t len;
 
 	memset(&m, 0, sizeof(m));
-	m.h.op = ops[take(&p, &n, 1) % 5];
+	m.h.op = ops[take(&p, &n, 1) % 6];
 	if (take(&p, &n, 1) & 1)
 		m.h.op |= BBP_REPLY;
 	m.h.seq = (uint32_t)take(&p, &n, 4);
@@ -69,9 +71,21 @@ static void fields_roundtrip(const uint8_t *data, size_t size)
 		m.text = (const char *)p;
 		m.text_len = (uint32_t)n;
 		break;
+	case BBP_READ:
+		m.a = take(&p, &n, 8);
+		m.b = take(&p, &n, 8);
+		m.u32 = (uint32_t)take(&p, &n, 4);
+		m.len = (uint32_t)take(&p, &n, 4);
+		m.off = take(&p, &n, 8);
+		break;
+	case BBP_READ | BBP_REPLY:
+		m.u32 = (uint32_t)take(&p, &n, 4);
+		m.text = (const char *)p;
+		m.text_len = (uint32_t)n;
+		break;
 	}
 	len = bbp_encode(&m, out2, sizeof(out2));
-	if (m.text_len > BBP_MAX_PAYLOAD - 4) {
+	if (m.text_len > BBP_MAX_PAYLOAD - (m.h.op == (BBP_READ | BBP_REPLY) ? 8 : 4)) {
 		if (len)
 			abort();
 		return;
@@ -81,7 +95,7 @@ static void fields_roundtrip(const uint8_t *data, size_t size)
 	m.h.magic = BBP_MAGIC;
 	m.h.version = BBP_VERSION;
 	m.h.len = (uint32_t)(len - BBP_HDR_SIZE);
-	if (m.h.op == (BBP_STATUS | BBP_REPLY) && !m.text_len)
+	if ((m.h.op == (BBP_STATUS | BBP_REPLY) || m.h.op == (BBP_READ | BBP_REPLY)) && !m.text_len)
 		m.text = d.text; /* an empty text: where it would start */
 	same(&m, &d);
 }
