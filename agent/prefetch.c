@@ -317,7 +317,7 @@ size_t agent_status(struct agent *a, int json, char *buf, size_t cap)
 			     "\"datasets\":%u,\"files_staged\":%llu,\"files_total\":%llu,"
 			     "\"bytes_staged\":%llu,\"bytes_total\":%llu,\"progress_pct\":%.1f,"
 			     "\"seconds\":%.3f,\"throughput_bps\":%.0f,\"files_failed\":%llu,"
-			     "\"shm_hits\":%llu,\"shm_misses\":%llu,\"fetch\":{\"shm\":%llu,\"nvme\":%llu,"
+			     "\"shm_hits\":%llu,\"shm_misses\":%llu,\"shm_hit_rate\":%.4f,\"fetch\":{\"shm\":%llu,\"nvme\":%llu,"
 			     "\"origin\":%llu,\"disk\":%llu,\"errors\":%llu,\"readahead\":%llu,"
 			     "\"early_replies\":%llu},"
 			     "\"misses_served\":%llu,\"origin_bytes\":%llu,\"evictions\":%llu,"
@@ -328,6 +328,7 @@ size_t agent_status(struct agent *a, int json, char *buf, size_t cap)
 			     (unsigned long long)fd, (unsigned long long)ft, (unsigned long long)bd,
 			     (unsigned long long)bt, pct, secs, rate, (unsigned long long)ff,
 			     (unsigned long long)st.hits, (unsigned long long)st.misses,
+			     st.hits + st.misses ? (double)st.hits / (double)(st.hits + st.misses) : 0.0,
 			     (unsigned long long)shm, (unsigned long long)nvme,
 			     (unsigned long long)orig, (unsigned long long)disk,
 			     (unsigned long long)ferr,
@@ -345,7 +346,7 @@ size_t agent_status(struct agent *a, int json, char *buf, size_t cap)
 			     "  staged    %llu of %llu file(s), %s of %s (%.1f%%), %s/s over %.1f s\n"
 			     "  fetches   %llu served: shm %llu, nvme %llu, origin %llu, disk %llu; "
 			     "%llu error(s), %llu readahead, %llu early\n"
-			     "  shm       %llu hit(s), %llu miss(es), %llu eviction(s), %s of %s used, "
+			     "  shm       %llu hit(s), %llu miss(es) (%.1f%% hits), %llu eviction(s), %s of %s used, "
 			     "%u client(s)\n"
 			     "  errors    %llu (%llu file(s) failed)%s%s\n",
 			     (unsigned long long)a->job, a->jobdir, (int)getpid(),
@@ -359,6 +360,8 @@ size_t agent_status(struct agent *a, int json, char *buf, size_t cap)
 			     (unsigned long long)atomic_load(&a->n_nowait),
 			     (unsigned long long)atomic_load(&a->n_inline),
 			     (unsigned long long)st.hits, (unsigned long long)st.misses,
+			     st.hits + st.misses ? 100.0 * (double)st.hits / (double)(st.hits + st.misses)
+						 : 0.0,
 			     (unsigned long long)st.evictions, bb_format_size(st.bytes_used, b4, sizeof(b4)),
 			     bb_format_size(st.bytes_total, b5, sizeof(b5)), st.clients,
 			     (unsigned long long)ne, (unsigned long long)ff, err[0] ? "; first: " : "",
