@@ -154,11 +154,14 @@ static int ttfb(const char *file)
 	char buf[4096];
 	double t0 = now();
 	int fd = open(file, O_RDONLY);
+	double t1 = now();
 	if (fd < 0 || read(fd, buf, sizeof(buf)) <= 0) {
 		perror(file);
 		return 1;
 	}
 	double t = now() - t0;
+	fprintf(stderr, "ttfb: open %.3f ms, first read %.3f ms\n", (t1 - t0) * 1e3,
+		(t - (t1 - t0)) * 1e3);
 	close(fd);
 	printf("%.6f\n", t);
 	return 0;
