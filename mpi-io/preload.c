@@ -382,6 +382,19 @@ static int lookup(struct pl_ds *d, const char *rel, uint32_t *idx)
 	}
 }
 
+/* Does a leading part of rel name a file ("f/x" where f is a file)? */
+static int below_file(const struct pl_ds *d, const char *rel)
+{
+	struct bb_mentry e;
+	uint32_t idx;
+
+	for (const char *s = strchr(rel, '/'); s; s = strchr(s + 1, '/'))
+		if (bb_manifest_lookup(d->m, rel, (size_t)(s - rel), &idx) == BB_OK &&
+		    bb_manifest_entry(d->m, idx, &e) == BB_OK && !S_ISDIR(e.mode))
+			return 1;
+	return 0;
+}
+
 int pl_resolve(int dirfd, const char *path, struct pl_where *w)
 {
 	char abs[PATH_MAX];
@@ -456,7 +469,7 @@ int pl_resolve(int dirfd, const char *path, struct pl_where *w)
 			}
 			w->entry = 1;
 		} else if (lookup(d, rel, &w->entry) != BB_OK) {
-			errno = ENOENT;
+			errno = below_file(d, rel) ? ENOTDIR : ENOENT;
 			return -1;
 		}
 		struct bb_mentry e;
@@ -692,16 +705,14 @@ int pl_open_whole(struct pl_file *f)
 /* Read from the whole NVMe copy (opened once per open file). */
 static ssize_t read_disk(struct pl_file *f, void *buf, size_t n, uint64_t off)
 {
-	if (f->realfd < 0) {
-		int fd = pl_open_whole(f);
+	/* No lock here: read() calls this holding f->lock for the offset. */
+	if (__atomic_load_n(&f->realfd, __ATOMIC_ACQUIRE) < 0) {
+		int fd = pl_open_whole(f), none = -1;
 		if (fd < 0)
 			return -1;
-		pthread_mutex_lock(&f->lock);
-		if (f->realfd < 0)
-			f->realfd = fd;
-		else
-			pl_real.close(fd);
-		pthread_mutex_unlock(&f->lock);
+		if (!__atomic_compare_exchange_n(&f->realfd, &none, fd, 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE))
+			pl_real.close(fd); /* another thread opened it first */
 	}
 	size_t done = 0;
 	while (done < n) {
@@ -730,7 +741,7 @@ ssize_t pl_pread_file(struct pl_file *f, void *buf, size_t n, uint64_t off)
 		return 0;
 	if (n > f->size - off)
 		n = (size_t)(f->size - off);
-	if (PL_UNLIKELY(f->realfd >= 0))
+	if (PL_UNLIKELY(__atomic_load_n(&f->realfd, __ATOMIC_RELAXED) >= 0))
 		return read_disk(f, buf, n, off);
 	while (done < n) {
 		uint64_t pos = off + done;

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/time.h>
 #include <sys/uio.h>
+#include <utime.h>
 
 #include "mpi-io/preload_syms.h"
 
@@ -46,8 +48,8 @@ struct pl_file {
 	uint64_t file_id;
 	uint64_t size;
 	uint32_t bsize;
-	int realfd; /* the whole NVMe copy, once needed; -1 */
-	pthread_mutex_t lock; /* off, realfd */
+	int realfd; /* the whole NVMe copy, once needed; -1 (set once, atomically) */
+	pthread_mutex_t lock; /* off */
 	uint64_t off;
 };
 

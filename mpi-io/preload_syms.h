@@ -121,6 +121,27 @@
 	X(GEN, int, mkdir, (const char *path, mode_t mode), (path, mode))                          \
 	X(GEN, int, mkdirat, (int dirfd, const char *path, mode_t mode), (dirfd, path, mode))      \
 	X(GEN, int, rmdir, (const char *path), (path))                                             \
+	X(GEN, int, renameat2, (int fd1, const char *from, int fd2, const char *to, unsigned fl),  \
+	  (fd1, from, fd2, to, fl))                                                                \
+	X(GEN, int, link, (const char *from, const char *to), (from, to))                          \
+	X(GEN, int, linkat, (int fd1, const char *from, int fd2, const char *to, int fl),          \
+	  (fd1, from, fd2, to, fl))                                                                \
+	X(GEN, int, symlink, (const char *target, const char *to), (target, to))                   \
+	X(GEN, int, symlinkat, (const char *target, int fd2, const char *to), (target, fd2, to))   \
+	X(GEN, int, chmod, (const char *path, mode_t mode), (path, mode))                          \
+	X(GEN, int, fchmodat, (int dirfd, const char *path, mode_t mode, int fl),                  \
+	  (dirfd, path, mode, fl))                                                                 \
+	X(GEN, int, fchmod, (int fd, mode_t mode), (fd, mode))                                     \
+	X(GEN, int, chown, (const char *path, uid_t u, gid_t g), (path, u, g))                     \
+	X(GEN, int, lchown, (const char *path, uid_t u, gid_t g), (path, u, g))                    \
+	X(GEN, int, fchownat, (int dirfd, const char *path, uid_t u, gid_t g, int fl),             \
+	  (dirfd, path, u, g, fl))                                                                 \
+	X(GEN, int, fchown, (int fd, uid_t u, gid_t g), (fd, u, g))                                \
+	X(GEN, int, utimensat, (int dirfd, const char *path, const struct timespec t[2], int fl),   \
+	  (dirfd, path, t, fl))                                                                    \
+	X(GEN, int, futimens, (int fd, const struct timespec t[2]), (fd, t))                       \
+	X(GEN, int, utimes, (const char *path, const struct timeval t[2]), (path, t))              \
+	X(GEN, int, utime, (const char *path, const struct utimbuf *t), (path, t))                 \
 	/* exec: staged descriptors that survive become real ones */                               \
 	X(GEN, int, execve, (const char *path, char *const argv[], char *const envp[]),            \
 	  (path, argv, envp))                                                                      \

@@ -1020,6 +1020,105 @@ static int pl_rmdir(const char *path)
 	return refuse(AT_FDCWD, path, 0) ? -1 : pl_real.rmdir(path);
 }
 
+static int pl_renameat2(int fd1, const char *from, int fd2, const char *to, unsigned fl)
+{
+	if (refuse(fd1, from, 0) || refuse(fd2, to, EROFS))
+		return -1;
+	return pl_real.renameat2(fd1, from, fd2, to, fl);
+}
+
+static int pl_link(const char *from, const char *to)
+{
+	if (refuse(AT_FDCWD, from, 0) || refuse(AT_FDCWD, to, EROFS))
+		return -1;
+	return pl_real.link(from, to);
+}
+
+static int pl_linkat(int fd1, const char *from, int fd2, const char *to, int fl)
+{
+	if (refuse(fd1, from, 0) || refuse(fd2, to, EROFS))
+		return -1;
+	return pl_real.linkat(fd1, from, fd2, to, fl);
+}
+
+static int pl_symlink(const char *target, const char *to)
+{
+	return refuse(AT_FDCWD, to, EROFS) ? -1 : pl_real.symlink(target, to);
+}
+
+static int pl_symlinkat(const char *target, int fd2, const char *to)
+{
+	return refuse(fd2, to, EROFS) ? -1 : pl_real.symlinkat(target, fd2, to);
+}
+
+static int pl_chmod(const char *path, mode_t mode)
+{
+	return refuse(AT_FDCWD, path, 0) ? -1 : pl_real.chmod(path, mode);
+}
+
+static int pl_fchmodat(int dirfd, const char *path, mode_t mode, int fl)
+{
+	return refuse(dirfd, path, 0) ? -1 : pl_real.fchmodat(dirfd, path, mode, fl);
+}
+
+/* A staged descriptor: its changes are refused too. */
+static int refuse_fd(int fd)
+{
+	if (!pl_fd(fd))
+		return 0;
+	errno = EROFS;
+	return -1;
+}
+
+static int pl_fchmod(int fd, mode_t mode)
+{
+	return refuse_fd(fd) ? -1 : pl_real.fchmod(fd, mode);
+}
+
+static int pl_chown(const char *path, uid_t u, gid_t g)
+{
+	return refuse(AT_FDCWD, path, 0) ? -1 : pl_real.chown(path, u, g);
+}
+
+static int pl_lchown(const char *path, uid_t u, gid_t g)
+{
+	return refuse(AT_FDCWD, path, 0) ? -1 : pl_real.lchown(path, u, g);
+}
+
+static int pl_fchownat(int dirfd, const char *path, uid_t u, gid_t g, int fl)
+{
+	if ((fl & AT_EMPTY_PATH) && path && !*path)
+		return refuse_fd(dirfd) ? -1 : pl_real.fchownat(dirfd, path, u, g, fl);
+	return refuse(dirfd, path, 0) ? -1 : pl_real.fchownat(dirfd, path, u, g, fl);
+}
+
+static int pl_fchown(int fd, uid_t u, gid_t g)
+{
+	return refuse_fd(fd) ? -1 : pl_real.fchown(fd, u, g);
+}
+
+static int pl_utimensat(int dirfd, const char *path, const struct timespec t[2], int fl)
+{
+	if (!path) /* futimens(dirfd) */
+		return refuse_fd(dirfd) ? -1 : pl_real.utimensat(dirfd, path, t, fl);
+	return refuse(dirfd, path, 0) ? -1 : pl_real.utimensat(dirfd, path, t, fl);
+}
+
+static int pl_futimens(int fd, const struct timespec t[2])
+{
+	return refuse_fd(fd) ? -1 : pl_real.futimens(fd, t);
+}
+
+static int pl_utimes(const char *path, const struct timeval t[2])
+{
+	return refuse(AT_FDCWD, path, 0) ? -1 : pl_real.utimes(path, t);
+}
+
+static int pl_utime(const char *path, const struct utimbuf *t)
+{
+	return refuse(AT_FDCWD, path, 0) ? -1 : pl_real.utime(path, t);
+}
+
 /* ---- exec ---------------------------------------------------------------------- */
 
 static int pl_execve(const char *path, char *const argv[], char *const envp[])
