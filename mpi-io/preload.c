@@ -81,6 +81,7 @@ static struct {
 	uint32_t seq;
 	unsigned char msg[BBP_MAX_MSG];
 	int agent_timeout_s;
+	int agent_gone; /* a call already waited the whole timeout: do not wait again */
 	atomic_int warnings;
 	atomic_int maxfd;
 } pl = {
@@ -629,6 +630,7 @@ static int pl_agent_call(struct bbp_msg *req, struct bbp_msg *rep, void *data, s
 				} else {
 					/* a restarted agent may have rebuilt the segment */
 					atomic_store(&pl.reattach, 1);
+					pl.agent_gone = 0;
 				}
 			}
 		}
@@ -648,8 +650,18 @@ static int pl_agent_call(struct bbp_msg *req, struct bbp_msg *rep, void *data, s
 		}
 		if (rc == BB_EPERM || rc == BB_ERANGE || rc == BB_EPROTO)
 			break;
+		/* Stopped for good (bbcache stop removes the socket, then the
+		 * namespace), or already waited for once: no wait. */
+		char ns[BB_NS_PATH + 32];
+		if (pl.agent_gone ||
+		    (rc == BB_ENOENT && bb_ns_file(pl.prefix, ns, sizeof(ns)) == BB_OK &&
+		     access(ns, F_OK) != 0)) {
+			rc = BB_EDEAD;
+			break;
+		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec - t0.tv_sec >= pl.agent_timeout_s) {
+			pl.agent_gone = 1;
 			rc = BB_EDEAD;
 			break;
 		}

@@ -115,12 +115,19 @@ for i in 1 2 3; do
 	eval "r$i=\$!"
 done
 sleep 2
-# the python processes themselves (timeout's children)
-victims=$(for i in 1 2 3; do eval "ps -o pid= --ppid \$r$i"; done)
+# the python processes themselves (below the subshell and timeout)
+victims=$(for i in 1 2 3; do eval "bb__descendants \$r$i"; done | while read -r p; do
+	case $(cat "/proc/$p/comm" 2>/dev/null) in python3*) echo "$p" ;; esac
+done)
 # shellcheck disable=SC2086
 kill -9 $victims 2>/dev/null
 for i in 1 2 3; do eval "wait \$r$i"; done
 eq "three readers killed mid-epoch" "$(echo $victims | wc -w | tr -d ' ')" 3
+alive=""
+for p in $victims; do
+	[ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = Z ] || [ ! -e "/proc/$p" ] || alive="$alive $p"
+done
+eq "the killed readers are gone" "$alive" ""
 rc=0
 pre timeout 60 "$BB_PYTHON" "$PYCLIENT" epoch "$D/set" "$S" 0 >"$T/ep.log" 2>&1 || rc=$?
 eq "afterwards every file reads right through the interposer" "$rc:$(tail -n 1 "$T/ep.log" | sed 's/.* eio /eio /')" "0:eio 0 wrong 0"
