@@ -32,7 +32,10 @@ src=/dev/shm/bbbench-src.$$
 job=$((900000 + $$ % 10000))
 jd=$work/job
 cleanup() {
-	[ -S "$jd/.bbcache/agent.sock" ] && "$bbcache" stop --job-dir "$jd" >/dev/null 2>&1 || true
+	set +e
+	for d in "$jd" "${jd2:-}"; do
+		[ -S "$d/.bbcache/agent.sock" ] && "$bbcache" stop --job-dir "$d" >/dev/null 2>&1
+	done
 	command -v bb_stop_all >/dev/null 2>&1 && bb_stop_all
 	rm -rf "$work" "$src" /dev/shm/bbcache.$job
 }
