@@ -333,6 +333,21 @@ static void open_shm(struct agent *a)
 	p.owner = (uid_t)-1;
 	p.n_entries = (uint32_t)(n > (1u << 30) ? 1u << 30 : n);
 	rc = bbc_create(&p, &a->shm);
+	/* A full /dev/shm: a smaller cache, and at worst none (every read
+	 * then comes from the NVMe copy, the DISK tier). */
+	while (rc == BB_ENOSPC && p.byte_limit > (16u << 20)) {
+		p.byte_limit /= 2;
+		bb_warn("no room in %s for the shm cache of job %llu: trying %llu MiB",
+			dir ? dir : "/dev/shm", (unsigned long long)a->job,
+			(unsigned long long)(p.byte_limit >> 20));
+		rc = bbc_create(&p, &a->shm);
+	}
+	if (rc == BB_ENOSPC) {
+		bb_warn("no room in %s for any shm cache of job %llu: reads are served from "
+			"the NVMe copy only", dir ? dir : "/dev/shm", (unsigned long long)a->job);
+		a->shm = NULL;
+		return;
+	}
 	if (rc == BB_EEXIST) {
 		/* An agent of this job died (SIGKILL): take its segment over. */
 		rc = bbc_attach(dir, a->job, &a->shm);

@@ -259,7 +259,8 @@ static int fetch(struct conn *c, uint64_t fid, uint64_t block, uint32_t *tier,
 	if (rc != BB_OK)
 		return rc;
 	uint64_t off = block * ds->block;
-	rc = bbc_get(a->shm, fid, block, len, -1, 0, FILL_WAIT_MS, &ref);
+	rc = a->shm ? bbc_get(a->shm, fid, block, len, -1, 0, FILL_WAIT_MS, &ref)
+		    : BB_ENOSPC; /* no shm cache at all: /dev/shm was full */
 	if (rc == BB_ENOSPC || rc == BB_ETOOBIG) {
 		/* No room in shm: the reader reads the NVMe copy itself. */
 		rc = agent_ensure_file(a, d, e.idx);

@@ -8,6 +8,8 @@
 #  - readers SIGKILLed while reading: everything stays readable, and
 #    `bbcache stop` leaves nothing in /dev/shm;
 #  - /dev/shm full (a 1 MiB shm limit): reads are right, from the NVMe copy;
+#  - a really full shm file system (a 4 MiB tmpfs, filled): the agent runs
+#    without a cache and every read comes from the NVMe copy;
 #  - another user can neither read the staged files through the interposer,
 #    nor connect to the agent's socket, nor open the shm segment (the job
 #    runs as the user bbtest, the intruder is bbtest2).
@@ -219,6 +221,33 @@ n=$(jget "$T/st.json" 'j["fetch"]["disk"]')
 check "the agent answered DISK (fetch.disk $n)" test "${n:-0}" -ge 1 2>/dev/null
 timeout 20 "$BBCACHE" stop --job-dir "$D" >/dev/null 2>&1
 check "stopped: nothing left in /dev/shm" test ! -e "/dev/shm/bbcache.$J"
+
+echo "# a really full shm file system: the agent runs without a shm cache, reads from NVMe"
+J=$((JB + 9))
+D=$T/job$J
+FULL=$T/fullshm
+mkdir -p "$D" "$FULL"
+mount -t tmpfs -o size=4m bbtest-fullshm "$FULL" || bb_die "cannot mount a tmpfs on $FULL (run as root)"
+full_umount() { umount "$FULL" 2>/dev/null; }
+trap 'full_umount; pl_cleanup' EXIT
+head -c 8M /dev/zero >"$FULL/filler" 2>/dev/null || true
+pl_track_job "$J" "$D"
+"$BBCACHE" stage-in --job "$J" --no-progress "$S/" "$D/set" >"$T/out.log" 2>&1 ||
+	{ cat "$T/out.log"; full_umount; bb_die "stage-in failed"; }
+rm -rf "$D/set" # the agent stages it again, and has no shm to put it in
+rc=0
+"$BBCACHED" --job "$J" --job-dir "$D" --manifest "$D/.bbcache/set.manifest" --shm-dir "$FULL" \
+	--shm-limit 64M --mode async >"$T/out.log" 2>&1 || rc=$?
+eq "the agent starts although $FULL is full (exit $rc)" "$rc" 0
+pl_track_agent "$J" "$D" >/dev/null
+check "its log says reads come from the NVMe copy" grep -q "NVMe copy only" "$D/.bbcache/agent.log"
+rc=0
+pre timeout 60 "$BB_PYTHON" "$PYCLIENT" epoch "$D/set" "$S" 0 >"$T/ep.log" 2>&1 || rc=$?
+eq "an epoch with no shm cache at all (exit $rc; 124 is a hang)" "$rc:$(tail -n 1 "$T/ep.log" | sed 's/.* eio /eio /')" "0:eio 0 wrong 0"
+timeout 20 "$BBCACHE" stop --job-dir "$D" >/dev/null 2>&1
+check "stopped: nothing of the job left in $FULL" test ! -e "$FULL/bbcache.$J"
+full_umount
+trap 'pl_cleanup' EXIT
 
 echo "# another user: the job runs as bbtest, bbtest2 tries to read"
 for u in bbtest bbtest2; do
