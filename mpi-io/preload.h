@@ -58,7 +58,7 @@ PL_HIDDEN extern struct pl_file *_Atomic pl_fdtab[PL_MAX_FD];
 
 static inline struct pl_file *pl_fd(int fd)
 {
-	if (PL_LIKELY((unsigned)fd >= PL_MAX_FD))
+	if (PL_UNLIKELY((unsigned)fd >= PL_MAX_FD))
 		return NULL;
 	return atomic_load_explicit(&pl_fdtab[fd], memory_order_acquire);
 }
