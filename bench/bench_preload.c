@@ -6,7 +6,8 @@
  *   bench_preload limit SIZE N ITERS   dup+memcpy+close from memory: files/s
  *   bench_preload seq FILE ITERS       sequential read(), 1 MiB at a time: GB/s
  *   bench_preload memcpy SIZE ITERS    memcpy of SIZE bytes, 1 MiB at a time: GB/s
- *   bench_preload ttfb FILE            open + first 4 KiB read: seconds
+ *   bench_preload ttfb FILE [WARM]     open + first 4 KiB read: seconds (after
+ *                                      reading WARM first: a running client)
  *
  * Each prints one number on stdout (the best of ITERS passes after one
  * warm-up pass) so the script can form ratios measured in the same run.
@@ -149,9 +150,17 @@ static int bench_memcpy(size_t size, int iters)
 	return 0;
 }
 
-static int ttfb(const char *file)
+static int ttfb(const char *file, const char *warm)
 {
 	char buf[4096];
+	if (warm) {
+		int w = open(warm, O_RDONLY);
+		if (w < 0 || read(w, buf, sizeof(buf)) <= 0) {
+			perror(warm);
+			return 1;
+		}
+		close(w);
+	}
 	double t0 = now();
 	int fd = open(file, O_RDONLY);
 	double t1 = now();
@@ -177,8 +186,8 @@ int main(int argc, char **argv)
 		return seq(argv[2], atoi(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "memcpy"))
 		return bench_memcpy(strtoull(argv[2], NULL, 0), atoi(argv[3]));
-	if (argc == 3 && !strcmp(argv[1], "ttfb"))
-		return ttfb(argv[2]);
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "ttfb"))
+		return ttfb(argv[2], argc == 4 ? argv[3] : NULL);
 	fprintf(stderr, "usage: see the comment at the top of bench/bench_preload.c\n");
 	return 2;
 }

@@ -165,10 +165,17 @@ echo "DataLoader first epoch from nginx: async $t_async s | stage all, then trai
 rm -rf "$jd2"; mkdir -p "$jd2"
 "$PY" -c "import os; [open('$work/www/pad%02d' % i,'wb').write(os.urandom(32<<20)) for i in range(8)]"
 mkdir -p "$work/www/late"; mv "$work/www/pad"* "$work/www/late/"; mv "$work/www/huge" "$work/www/late/zz-huge"
+cp "$work/www/late/zz-huge" "$work/www/late/zz-huge2"
 "$bbcache" stage-in --async --job "$job" "$base/late/" "$jd2/late" --no-progress >/dev/null 2>&1
-t_ours=$(BBCACHE_JOB_DIR=$jd2 LD_PRELOAD=$so "$bin" ttfb "$jd2/late/zz-huge")
+# A process that starts with this read (its set-up included), and one that
+# already runs (it read another staged file first): the case of a training
+# loop meeting a file that has not arrived yet.
+t_cold=$(BBCACHE_JOB_DIR=$jd2 LD_PRELOAD=$so "$bin" ttfb "$jd2/late/zz-huge")
+t_warm=$(BBCACHE_JOB_DIR=$jd2 LD_PRELOAD=$so "$bin" ttfb "$jd2/late/zz-huge2" "$jd2/late/pad00")
 t_rtt=$(curl -s -o /dev/null -r 0-4095 -w '%{time_starttransfer}' "$base/late/zz-huge")
-echo "time to first byte, file not yet staged: $(awk -v a="$t_ours" 'BEGIN { printf "%.2f ms", a * 1000 }') |" \
-	"origin round trip $(awk -v a="$t_rtt" 'BEGIN { printf "%.2f ms", a * 1000 }') | over the round trip" \
-	"$(awk -v a="$t_ours" -v b="$t_rtt" 'BEGIN { printf "%.2f ms (target <= 1 ms)", (a - b) * 1000 }')"
+ms() { awk -v a="$1" 'BEGIN { printf "%.2f ms", a * 1000 }'; }
+echo "time to first byte, file not yet staged: running client $(ms "$t_warm"), new process $(ms "$t_cold") |" \
+	"origin round trip $(ms "$t_rtt") | over the round trip: running client" \
+	"$(awk -v a="$t_warm" -v b="$t_rtt" 'BEGIN { printf "%.2f ms", (a - b) * 1000 }'), new process" \
+	"$(awk -v a="$t_cold" -v b="$t_rtt" 'BEGIN { printf "%.2f ms", (a - b) * 1000 }') (target <= 1 ms)"
 "$bbcache" stop --job-dir "$jd2" >/dev/null
