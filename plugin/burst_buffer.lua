@@ -1,0 +1,232 @@
+--[[
+bbcache: the burst_buffer/lua script for Slurm (22.05 to 25.x).
+
+Install: slurm.conf `BurstBufferType=burst_buffer/lua`, burst_buffer.conf
+`Directive=BB`, and this file as `burst_buffer.lua` in the directory of
+slurm.conf (Slurm looks for it there).  Design and status: docs/slurm.md.
+
+Where these hooks run (Slurm's contract, verified on 22.05.8):
+  - slurm_bb_job_process, slurm_bb_pools, slurm_bb_paths run inside slurmctld,
+    as SlurmUser, with locks held: they must return within milliseconds and
+    must not touch the network.
+  - every other hook runs in slurmscriptd (a helper process of slurmctld) and
+    is killed after the burst_buffer.conf timeouts (StageInTimeout,
+    StageOutTimeout, OtherTimeout).
+Every argument arrives as a string.  A hook returns slurm.SUCCESS or
+slurm.ERROR and optionally a message: job_process's message is printed by
+sbatch/salloc/srun; the others may end up in the job's Reason.
+Arguments were added over the Slurm versions (job_info, a table, in 23.02+),
+so every hook ends in `...`: an older or newer Slurm may pass more or fewer.
+Debian's burst_buffer_lua.so embeds Lua 5.1: this file is Lua 5.1 (no
+`goto`, io.popen():close() gives no exit status).
+
+Status of each hook (this is groundwork for issue 6):
+  job_process      DONE: validates the #BB lines with `bbcache check-script`
+                   (the same C parser as the CLI) and refuses the job with
+                   "line N: <the line>: <reason>".
+  everything else  NOT YET: succeeds without doing anything (marked STUB),
+                   so a valid #BB job is accepted and runs.
+
+The bbcache binary: $BBCACHE_BIN in slurmctld's environment (the tests set
+it), else the first of /usr/bin/bbcache, /usr/local/bin/bbcache, else
+`bbcache` on slurmctld's PATH.
+--]]
+
+local script_name = "bbcache burst_buffer.lua"
+
+local function file_exists(path)
+	local f = io.open(path, "r")
+	if f then
+		f:close()
+		return true
+	end
+	return false
+end
+
+local function bbcache_bin()
+	local env = os.getenv("BBCACHE_BIN")
+	if env and env ~= "" then
+		return env
+	end
+	for _, p in ipairs({ "/usr/bin/bbcache", "/usr/local/bin/bbcache" }) do
+		if file_exists(p) then
+			return p
+		end
+	end
+	return "bbcache"
+end
+
+-- Quote one argument for /bin/sh.
+local function shq(s)
+	return "'" .. string.gsub(tostring(s), "'", "'\\''") .. "'"
+end
+
+-- Run a shell command; return its exit status and its output (stdout and
+-- stderr together).  Lua 5.1's popen gives no status, so the command
+-- appends it as a last line.
+local function run(cmd)
+	local p = io.popen(cmd .. " 2>&1; echo \"bbcache-rc=$?\"", "r")
+	if not p then
+		return 127, "cannot run " .. cmd
+	end
+	local out = p:read("*a") or ""
+	p:close()
+	local body, rc = string.match(out, "^(.-)\n?bbcache%-rc=(%d+)\n?$")
+	if not rc then
+		return 127, out
+	end
+	return tonumber(rc), body
+end
+
+-- The text of line n of a file (nil when it has fewer lines).
+local function line_of(path, n)
+	local i = 0
+	local f = io.open(path, "r")
+	if not f then
+		return nil
+	end
+	for l in f:lines() do
+		i = i + 1
+		if i == n then
+			f:close()
+			return l
+		end
+	end
+	f:close()
+	return nil
+end
+
+-- The user name of a numeric uid (Lua has no getpwuid; getent is local
+-- and fast: it reads /etc/passwd or nscd, no network for local users).
+local function user_name(uid)
+	local rc, out = run("getent passwd " .. shq(uid))
+	if rc == 0 then
+		local name = string.match(out, "^([^:]+):")
+		if name then
+			return name
+		end
+	end
+	return tostring(uid)
+end
+
+--[[ slurm_bb_job_process(job_script, uid, gid, [job_info], ...)
+Synchronous, in slurmctld, at submission (sbatch/salloc/srun).  DONE.
+The job id is not known yet: check-script expands %j/$BB_JOB_DIR with a
+placeholder id, which cannot change whether a path lies under $BB_JOB_DIR.
+An error rejects the submission; the message is what the user sees. --]]
+function slurm_bb_job_process(job_script, uid, gid, ...)
+	if tostring(uid) == "0" then
+		return slurm.ERROR, "bbcache: root cannot use burst buffers (#BB lines): submit as a user"
+	end
+	local cmd = shq(bbcache_bin()) .. " check-script --job-id 0 --user " ..
+		shq(user_name(uid)) .. " " .. shq(job_script)
+	local rc, out = run(cmd)
+	if rc == 0 then
+		return slurm.SUCCESS
+	end
+	-- "bbcache: <script path>: line N: reason" -> "line N: <text>: reason"
+	local msg = string.match(out, "([^\n]*)\n*$") or out
+	local n, reason = string.match(msg, "line (%d+): (.*)$")
+	if n then
+		local text = line_of(job_script, tonumber(n)) or ""
+		text = string.gsub(text, "^%s+", "")
+		msg = "line " .. n .. ": " .. text .. ": " .. reason
+	elseif rc == 127 or rc == 126 then
+		slurm.log_error("%s: cannot run %s: %s", script_name, cmd, out)
+		msg = "the bbcache burst buffer is misconfigured (cannot run bbcache); ask the admins"
+	else
+		msg = string.gsub(msg, "^bbcache: ", "")
+	end
+	slurm.log_info("%s: job_process uid %s: rejected: %s", script_name, tostring(uid), msg)
+	return slurm.ERROR, "bbcache: invalid #BB directive: " .. msg
+end
+
+--[[ slurm_bb_pools(...)
+In slurmctld, at startup and periodically; must be fast.  STUB: returns no
+pools, so Slurm does not account burst-buffer capacity (our space is
+node-local and enforced by the agent).  `pool=`/`capacity=` stay reserved. --]]
+function slurm_bb_pools(...)
+	return slurm.SUCCESS
+end
+
+--[[ slurm_bb_setup(job_id, uid, gid, pool, bb_size, job_script, [job_info], ...)
+slurmscriptd, job pending, before data_in.  STUB.
+Plan: create the controller-side state directory of the job. --]]
+function slurm_bb_setup(job_id, uid, gid, pool, bb_size, job_script, ...)
+	return slurm.SUCCESS
+end
+
+--[[ slurm_bb_data_in(job_id, job_script, uid, gid, [job_info], ...)
+slurmscriptd, job pending, no nodes yet.  STUB.
+Plan: list the origins as the user and write the job's manifests (its
+consistent snapshot) to the state directory; an error holds the job with
+our reason. --]]
+function slurm_bb_data_in(job_id, job_script, uid, gid, ...)
+	return slurm.SUCCESS
+end
+
+--[[ slurm_bb_test_data_in(job_id, job_script, uid, gid, [job_info], ...)
+24.05+: polled after data_in; returning (SUCCESS, "BUSY") keeps the job
+pending.  STUB: data_in is synchronous, so staging is never BUSY here. --]]
+function slurm_bb_test_data_in(job_id, job_script, uid, gid, ...)
+	return slurm.SUCCESS
+end
+
+--[[ slurm_bb_real_size(job_id, uid, gid, [job_info], ...)
+Only called when a pool was requested; we define none.  STUB. --]]
+function slurm_bb_real_size(job_id, uid, gid, ...)
+	return slurm.SUCCESS
+end
+
+--[[ slurm_bb_paths(job_id, job_script, path_file, uid, gid, [job_info], ...)
+In slurmctld (fast), job RUNNING+CONFIGURING; NAME=VALUE lines written to
+path_file join the job's environment.  STUB: BB_JOB_DIR will be set per node
+by the SPANK plugin (task_init), which knows the node's NVMe root. --]]
+function slurm_bb_paths(job_id, job_script, path_file, uid, gid, ...)
+	return slurm.SUCCESS
+end
+
+--[[ slurm_bb_pre_run(job_id, job_script, uid, gid, [job_info], ...)
+slurmscriptd; the job does not start until it returns; an error requeues
+the job.  STUB (the node side is the SPANK plugin's job_prolog). --]]
+function slurm_bb_pre_run(job_id, job_script, uid, gid, ...)
+	return slurm.SUCCESS
+end
+
+--[[ slurm_bb_post_run(job_id, job_script, uid, gid, [job_info], ...)
+slurmscriptd, after the job's script ended (job in stage-out).  STUB. --]]
+function slurm_bb_post_run(job_id, job_script, uid, gid, ...)
+	return slurm.SUCCESS
+end
+
+--[[ slurm_bb_data_out(job_id, job_script, uid, gid, [job_info], ...)
+slurmscriptd, after post_run.  STUB.
+Plan: stage-out itself runs on the nodes (where the data is) before the
+agents end; here we collect and report its results, and fail with a
+clear reason if it failed (the data stays on the node for the user). --]]
+function slurm_bb_data_out(job_id, job_script, uid, gid, ...)
+	return slurm.SUCCESS
+end
+
+--[[ slurm_bb_test_data_out(job_id, job_script, uid, gid, [job_info], ...)
+24.05+: polled after data_out; (SUCCESS, "BUSY") keeps the job in
+stage-out.  STUB: never BUSY. --]]
+function slurm_bb_test_data_out(job_id, job_script, uid, gid, ...)
+	return slurm.SUCCESS
+end
+
+--[[ slurm_bb_job_teardown(job_id, job_script, hurry, uid, gid, [job_info], ...)
+slurmscriptd, after the job ended or was cancelled (hurry == "true" after
+scancel: clean up without waiting).  STUB.
+Plan: remove the controller-side state of the job. --]]
+function slurm_bb_job_teardown(job_id, job_script, hurry, uid, gid, ...)
+	return slurm.SUCCESS
+end
+
+--[[ slurm_bb_get_status(...)
+slurmscriptd, for `scontrol show bbstat [ARGS]`.  22.05 passes only ARGS;
+23.02+ prepends the caller's uid and gid, so the arguments are taken as
+`...` whatever their shape.  STUB: a one-line answer. --]]
+function slurm_bb_get_status(...)
+	return slurm.SUCCESS, "bbcache: per-job staging status is not implemented yet\n"
+end
