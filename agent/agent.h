@@ -45,7 +45,7 @@ struct dataset {
 	int8_t *rc;            /* the failure of an F_FAILED entry, agent.lock */
 };
 
-#define PRIO_MAX 1024
+#define AGENT_PRIO_MAX 1024
 
 struct agent {
 	/* options (set before any thread starts) */
@@ -67,7 +67,7 @@ struct agent {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;    /* an entry changed state, or stopping */
-	uint64_t prio[PRIO_MAX]; /* file ids readers missed, oldest first, agent.lock */
+	uint64_t prio[AGENT_PRIO_MAX]; /* file ids readers missed, oldest first, agent.lock */
 	uint32_t n_prio;
 
 	/* progress, agent.lock */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,8 +55,8 @@ static void do_prioritize(struct agent *a, uint64_t fid)
 	for (uint32_t i = 0; i < a->n_prio; i++)
 		if (a->prio[i] == fid)
 			return;
-	if (a->n_prio == PRIO_MAX) { /* the oldest wish goes: newer readers matter more */
-		memmove(a->prio, a->prio + 1, (PRIO_MAX - 1) * sizeof(a->prio[0]));
+	if (a->n_prio == AGENT_PRIO_MAX) { /* the oldest wish goes: newer readers matter more */
+		memmove(a->prio, a->prio + 1, (AGENT_PRIO_MAX - 1) * sizeof(a->prio[0]));
 		a->n_prio--;
 	}
 	a->prio[a->n_prio++] = fid;
@@ -194,6 +195,11 @@ static void *prefetch_main(void *arg)
 {
 	struct agent *a = arg;
 	int failed = 0;
+
+	/* Background work: on a busy node the threads serving readers' misses
+	 * (nice 0) get the CPU first (Linux: the nice value of one thread). */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10) != 0)
+		bb_debug("cannot lower the prefetch thread's priority: %s", strerror(errno));
 
 	for (uint32_t d = 0; d < a->n_ds && !atomic_load(&a->stopping); d++)
 		if (stage(a, d, -1) != BB_OK)
