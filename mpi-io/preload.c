@@ -359,7 +359,7 @@ static void build_htab(struct pl_ds *d)
 
 /* The entry of rel (no leading '/', no "//"): the hash index once built,
  * the manifest's binary search before. */
-static int lookup(struct pl_ds *d, const char *rel, uint32_t *idx)
+static int lookup(struct pl_ds *d, const char *rel, uint32_t *idx, struct bb_mentry *out)
 {
 	size_t len = strlen(rel);
 	uint32_t *t = atomic_load_explicit(&d->htab, memory_order_acquire);
@@ -369,14 +369,14 @@ static int lookup(struct pl_ds *d, const char *rel, uint32_t *idx)
 	if (!t) {
 		if (atomic_fetch_add_explicit(&d->lookups, 1, memory_order_relaxed) == PL_HASH_AFTER)
 			build_htab(d);
-		return bb_manifest_lookup(d->m, rel, len, idx);
+		int rc = bb_manifest_lookup(d->m, rel, len, idx);
+		return rc == BB_OK ? bb_manifest_entry(d->m, *idx, out) : rc;
 	}
 	for (uint32_t h = (uint32_t)bb_hash64(rel, len, PL_HASH_SEED) & d->hmask;; h = (h + 1) & d->hmask) {
-		struct bb_mentry e;
 		if (!t[h])
 			return BB_ENOENT;
-		if (bb_manifest_entry(d->m, t[h] - 1, &e) == BB_OK && e.path_len == len &&
-		    !memcmp(e.path, rel, len)) {
+		if (bb_manifest_entry(d->m, t[h] - 1, out) == BB_OK && out->path_len == len &&
+		    !memcmp(out->path, rel, len)) {
 			*idx = t[h] - 1;
 			return BB_OK;
 		}
@@ -462,6 +462,7 @@ int pl_resolve(int dirfd, const char *path, struct pl_where *w)
 		const char *rel = p + d->mlen;
 		while (*rel == '/')
 			rel++;
+		struct bb_mentry e;
 		w->ds = i;
 		if (d->single) {
 			if (*rel) {
@@ -469,12 +470,11 @@ int pl_resolve(int dirfd, const char *path, struct pl_where *w)
 				return -1;
 			}
 			w->entry = 1;
-		} else if (lookup(d, rel, &w->entry) != BB_OK) {
+		} else if (lookup(d, rel, &w->entry, &e) != BB_OK) {
 			errno = below_file(d, rel) ? ENOTDIR : ENOENT;
 			return -1;
 		}
-		struct bb_mentry e;
-		if (bb_manifest_entry(d->m, w->entry, &e) != BB_OK) {
+		if (d->single && bb_manifest_entry(d->m, w->entry, &e) != BB_OK) {
 			errno = ENOENT;
 			return -1;
 		}
