@@ -547,8 +547,6 @@ static int dup_placeholder(int cloexec)
 	return -1;
 }
 
-/* The user closed or replaced our placeholder's number: forget it. */
-void pl_placeholder_gone(int fd);
 void pl_placeholder_gone(int fd)
 {
 	if (fd == pl.placeholder && fd >= 0)

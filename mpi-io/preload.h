@@ -83,6 +83,9 @@ PL_HIDDEN int pl_open_where(const struct pl_where *w, int flags);
 PL_HIDDEN void pl_track(int fd, struct pl_file *f); /* takes a reference */
 PL_HIDDEN void pl_untrack(int fd);                  /* drops it */
 PL_HIDDEN void pl_file_put(struct pl_file *f);
+/* The program closed or replaced descriptor fd: if it was our placeholder,
+ * forget it (the next staged open makes a new one). */
+PL_HIDDEN void pl_placeholder_gone(int fd);
 
 /* Read n bytes at off of a staged file: hits from shm, misses through the
  * agent, the NVMe copy when shm cannot hold it.  -1 with errno. */

@@ -17,8 +17,6 @@
 
 #define PL_EXPORT __attribute__((visibility("default")))
 
-void pl_placeholder_gone(int fd);
-
 static inline int pl_ready(void)
 {
 	if (PL_UNLIKELY(!pl_resolved))
