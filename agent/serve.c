@@ -120,9 +120,7 @@ static int posix_block(const struct dataset *ds, const struct bb_mentry *e, uint
 		return errno == ENOENT ? BB_ESTALE : errno == EACCES ? BB_EPERM : BB_ESYS;
 	}
 	for (int pass = 0; pass < 2 && rc == BB_OK; pass++) {
-		if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != e->size ||
-		    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != e->mtime_ns ||
-		    (e->inode && st.st_ino != e->inode)) {
+		if (fstat(fd, &st) < 0 || !bb_stage_same_version(&st, e)) {
 			snprintf(err, errlen, "%s changed on the origin since it was listed", src);
 			rc = BB_ESTALE;
 			break;
@@ -158,13 +156,7 @@ static int origin_block(struct conn *c, const struct dataset *ds, const struct b
 	if (ds->org.url.scheme == BB_SCHEME_FILE)
 		return posix_block(ds, e, off, len, dst, err, errlen);
 	if (!c->eng) {
-		struct bb_engine_opts eo = {0};
-		eo.max_parallel = 4;
-		eo.max_attempts = a->so.max_attempts;
-		eo.stall_timeout_s = a->so.stall_timeout_s;
-		eo.verify_tls = a->so.no_verify_tls ? -1 : 1;
-		eo.ca_file = getenv("BBCACHE_CA_BUNDLE");
-		rc = bb_engine_new(&eo, &c->eng);
+		rc = bb_stage_engine_new(&a->so, 4, &c->eng);
 		if (rc != BB_OK) {
 			snprintf(err, errlen, "cannot start a transfer engine");
 			return rc;

@@ -76,7 +76,15 @@ int bb_stage_in_manifest(const struct bb_stage_opts *o, const struct bb_stage_xf
 /* Entry e of a manifest is there under path, complete (size and mtime as a
  * stage-in sets them): the resume test, shared with bbcached. */
 struct bb_mentry;
+struct stat;
+struct bb_engine;
 int bb_stage_file_complete(const char *path, const struct bb_mentry *e);
+/* A POSIX origin file st is still the version entry e was listed as (size,
+ * mtime and, when listed, inode): checked before and after every copy. */
+int bb_stage_same_version(const struct stat *st, const struct bb_mentry *e);
+/* A transfer engine with o's retries, stall timeout and TLS settings and
+ * at most max_parallel transfers (0: o->jobs, else 32). */
+int bb_stage_engine_new(const struct bb_stage_opts *o, int max_parallel, struct bb_engine **eng);
 int bb_stage_out(const struct bb_stage_opts *o, struct bb_stage_summary *s, char *err,
 		 size_t errlen);
 /* The default manifest path for a destination: DIR/.bbcache/NAME.manifest

@@ -103,6 +103,13 @@ static void load_shm(struct stage_run *run, struct file_job *j, const struct bb_
 	}
 }
 
+int bb_stage_same_version(const struct stat *st, const struct bb_mentry *e)
+{
+	return (uint64_t)st->st_size == e->size &&
+	       (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec == e->mtime_ns &&
+	       (!e->inode || st->st_ino == e->inode);
+}
+
 /* Is a file already there, complete (resume)?  Size and mtime as we set them. */
 int bb_stage_file_complete(const char *path, const struct bb_mentry *e)
 {
@@ -391,9 +398,7 @@ static void copy_posix(struct file_job *j, const struct bb_mentry *e)
 		return;
 	}
 	for (int pass = 0; pass < 2; pass++) {
-		if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != e->size ||
-		    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != e->mtime_ns ||
-		    (e->inode && st.st_ino != e->inode)) {
+		if (fstat(fd, &st) < 0 || !bb_stage_same_version(&st, e)) {
 			snprintf(msg, sizeof(msg), "%s changed on the origin since it was listed "
 				 "(size, mtime or inode differ)", src);
 			job_fail(j, BB_ESTALE, msg);
@@ -554,17 +559,33 @@ static int transfer(struct stage_run *run, struct bb_engine *eng, int max_parall
 	return rc;
 }
 
-static int new_engine(const struct bb_stage_opts *o, struct bb_engine **eng, int *parallel)
+int bb_stage_engine_new(const struct bb_stage_opts *o, int max_parallel, struct bb_engine **eng)
 {
 	struct bb_engine_opts eo = {0};
 
-	eo.max_parallel = o->jobs > 0 ? o->jobs : 32;
+	eo.max_parallel = max_parallel > 0 ? max_parallel : o->jobs > 0 ? o->jobs : 32;
 	eo.max_attempts = o->max_attempts;
 	eo.stall_timeout_s = o->stall_timeout_s;
 	eo.verify_tls = o->no_verify_tls ? -1 : 1;
 	eo.ca_file = getenv("BBCACHE_CA_BUNDLE");
-	*parallel = eo.max_parallel;
 	return bb_engine_new(&eo, eng);
+}
+
+static int new_engine(const struct bb_stage_opts *o, struct bb_engine **eng, int *parallel)
+{
+	*parallel = o->jobs > 0 ? o->jobs : 32;
+	return bb_stage_engine_new(o, *parallel, eng);
+}
+
+static void begin_run(struct stage_run *run, const struct bb_stage_opts *o,
+		      struct bb_stage_summary *s, struct timespec *t0)
+{
+	memset(s, 0, sizeof(*s));
+	memset(run, 0, sizeof(*run));
+	clock_gettime(CLOCK_MONOTONIC, t0);
+	run->o = o;
+	run->s = s;
+	run->chunk = o->chunk ? o->chunk : SMALL_CHUNK;
 }
 
 static void end_run(struct stage_run *run, struct bb_engine *eng, const struct timespec *t0)
@@ -597,15 +618,10 @@ int bb_stage_in_manifest(const struct bb_stage_opts *o, const struct bb_stage_xf
 	struct timespec t0;
 	int rc, parallel;
 
-	memset(s, 0, sizeof(*s));
-	memset(&run, 0, sizeof(run));
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	run.o = o;
-	run.s = s;
+	begin_run(&run, o, s, &t0);
 	run.x = x;
 	run.shm = x->shm;
 	run.fid_base = x->file_id_base;
-	run.chunk = o->chunk ? o->chunk : SMALL_CHUNK;
 	snprintf(s->manifest, sizeof(s->manifest), "%s", x->manifest);
 	snprintf(run.root, sizeof(run.root), "%s", x->root);
 	bb_progress_init(&run.prog, o->progress, o->json, "staging");
@@ -743,12 +759,7 @@ int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char 
 	struct bbc_cache *shm = NULL;
 	int rc, parallel;
 
-	memset(s, 0, sizeof(*s));
-	memset(&run, 0, sizeof(run));
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	run.o = o;
-	run.s = s;
-	run.chunk = o->chunk ? o->chunk : SMALL_CHUNK;
+	begin_run(&run, o, s, &t0);
 	rc = new_engine(o, &eng, &parallel);
 	if (rc != BB_OK) {
 		snprintf(err, errlen, "cannot start the transfer engine");
