@@ -20,15 +20,6 @@ for b in "$BBCACHE" "$BBCACHED" "$AGENT_CLIENT"; do
 done
 for c in nginx python3 curl setpriv; do bb_require "$c"; done
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { _d=$1; shift; if "$@"; then ok "$_d"; else bad "$_d"; fi; }
-eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (got '$2', want '$3')"; fi; }
-contains() { # DESC FILE TEXT
-	if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1 (no '$3' in:)"; sed 's/^/    /' "$2" | tail -n 8; fi
-}
 same_tree() { [ "$(bb_sha_tree "$1")" = "$(bb_sha_tree "$2")" ]; }
 no_tmp() { [ -z "$(find "$1" -name '*.bbtmp' 2>/dev/null | head -n 1)" ]; }
 # jget FILE EXPR: a field of the JSON object in FILE (python expression over j)
@@ -363,5 +354,4 @@ else
 	ok "no sanitizer report from bbcached, bbcache or agent_client"
 fi
 
-echo "$(basename "$0"): $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+bb_checks_done

@@ -17,19 +17,7 @@ if [ -z "$BBCACHE" ]; then
 fi
 [ -x "${BBCACHE:-}" ] || bb_die "bbcache binary not found: set BBCACHE"
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { _d=$1; shift; if "$@"; then ok "$_d"; else bad "$_d"; fi; }
-eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (got '$2', want '$3')"; fi; }
-contains() { # DESC FILE TEXT
-	if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1 (no '$3' in:)"; sed 's/^/    /' "$2" | tail -n 5; fi
-}
-finish() {
-	echo "$(basename "$0"): $passed passed, $failed failed"
-	[ "$failed" -eq 0 ]
-}
+finish() { bb_checks_done; }
 # bbc ARGS...: bbcache with its output in $T/out.log, exit code in $rc
 bbc() {
 	rc=0

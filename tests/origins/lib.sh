@@ -31,6 +31,22 @@ BB_AWS=${BB_AWS:-/usr/bin/aws}
 BB_PIDS=""
 BB_TMP=""
 
+# Checks, one line each ("ok N - what" / "not ok N - what"); a test ends
+# with bb_checks_done, which prints the count and fails if any check did.
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok $((passed + failed)) - $*"; }
+bad() { failed=$((failed + 1)); echo "not ok $((passed + failed)) - $*"; }
+check() { _d=$1; shift; if "$@"; then ok "$_d"; else bad "$_d"; fi; } # DESC COMMAND...
+eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (got '$2', want '$3')"; fi; } # DESC GOT WANT
+contains() { # DESC FILE TEXT
+	if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1 (no '$3' in:)"; sed 's/^/    /' "$2" | tail -n 8; fi
+}
+bb_checks_done() {
+	echo "$(basename "$0"): $passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+}
+
 bb_log() { printf '%s\n' "origins: $*" >&2; }
 
 # bb_die MESSAGE... — fail the test: message to stderr, exit 1.

@@ -15,18 +15,6 @@ trap 'exit 143' TERM
 
 for c in python3 curl node s3rver nginx aws botocore sha256sum ps; do bb_require "$c"; done
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "not ok - $*"; }
-# check DESC COMMAND... : the command's success is the check
-check() {
-	_d=$1; shift
-	if "$@"; then ok "$_d"; else bad "$_d"; fi
-}
-eq() { # DESC GOT WANT
-	if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (got '$2', want '$3')"; fi
-}
 # http CODEVAR OUT URL CURLARGS...: status code of a GET into OUT, curl's rc in $rc
 fetch() {
 	_out=$1; shift
@@ -289,5 +277,4 @@ for p in os.listdir("/proc"):
 eq "no process mentions $T" "$users" ""
 
 echo "# $(($(date +%s) - start)) s"
-echo "test_harness: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+bb_checks_done

@@ -35,16 +35,6 @@ for _v in BBCACHE:agent/bbcache BBCACHED:agent/bbcached BB_PRELOAD:mpi-io/.libs/
 done
 export BBCACHE BBCACHED BB_PRELOAD
 
-n_ok=0
-n_bad=0
-n_all=0
-ok() { n_all=$((n_all + 1)); n_ok=$((n_ok + 1)); echo "ok $n_all - $*"; }
-bad() { n_all=$((n_all + 1)); n_bad=$((n_bad + 1)); echo "not ok $n_all - $*"; }
-check() { _d=$1; shift; if "$@"; then ok "$_d"; else bad "$_d"; fi; }
-eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (got '$2', want '$3')"; fi; }
-contains() { # DESC FILE TEXT
-	if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1 (no '$3' in:)"; sed 's/^/    /' "$2" | tail -n 8; fi
-}
 lacks() { # DESC FILE TEXT
 	if grep -qF -- "$3" "$2"; then bad "$1 (found '$3':)"; grep -F -- "$3" "$2" | head -n 5 | sed 's/^/    /'; else ok "$1"; fi
 }
@@ -160,7 +150,6 @@ pl_finish() {
 			ok "no sanitizer report"
 		fi
 	fi
-	echo "1..$n_all"
-	echo "$(basename "$0"): $n_ok passed, $n_bad failed"
-	[ "$n_bad" -eq 0 ]
+	echo "1..$((passed + failed))"
+	bb_checks_done
 }
