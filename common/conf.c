@@ -50,6 +50,7 @@ void bb_conf_defaults(struct bb_conf *conf)
 	memset(conf, 0, sizeof(*conf));
 	snprintf(conf->nvme_root, sizeof(conf->nvme_root), "%s", BB_CONF_DEFAULT_NVME_ROOT);
 	snprintf(conf->shm_dir, sizeof(conf->shm_dir), "%s", BB_CONF_DEFAULT_SHM_DIR);
+	snprintf(conf->state_dir, sizeof(conf->state_dir), "%s", BB_CONF_DEFAULT_STATE_DIR);
 	snprintf(conf->origins_source, sizeof(conf->origins_source), "built-in default");
 	conf->default_replicas = BB_REPLICAS_ALL;
 	conf->log_level = BB_LOG_INFO;
@@ -128,6 +129,12 @@ static int set_nvme_root(struct conf_parser *cp, const char *val)
 static int set_shm_dir(struct conf_parser *cp, const char *val)
 {
 	return set_path(cp, "shm_dir", val, cp->conf->shm_dir, sizeof(cp->conf->shm_dir),
+			false);
+}
+
+static int set_state_dir(struct conf_parser *cp, const char *val)
+{
+	return set_path(cp, "state_dir", val, cp->conf->state_dir, sizeof(cp->conf->state_dir),
 			false);
 }
 
@@ -327,6 +334,7 @@ static const struct conf_key {
 } conf_keys[] = {
 	{"nvme_root", false, set_nvme_root},
 	{"shm_dir", false, set_shm_dir},
+	{"state_dir", false, set_state_dir},
 	{"shm_limit_per_job", false, set_shm_limit_per_job},
 	{"shm_limit_per_node", false, set_shm_limit_per_node},
 	{"nvme_limit_per_job", false, set_nvme_limit_per_job},

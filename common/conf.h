@@ -10,6 +10,7 @@
  * Keys and defaults:
  *   nvme_root          absolute path         /var/tmp/bbcache
  *   shm_dir            absolute path         /dev/shm
+ *   state_dir          absolute path         /var/spool/bbcache (Slurm controller side)
  *   shm_limit_per_job  size, 0 = no limit    0
  *   shm_limit_per_node size, 0 = no limit    0  (>= shm_limit_per_job)
  *   nvme_limit_per_job size, 0 = no limit    0
@@ -40,6 +41,7 @@
 
 #define BB_CONF_DEFAULT_NVME_ROOT "/var/tmp/bbcache"
 #define BB_CONF_DEFAULT_SHM_DIR "/dev/shm"
+#define BB_CONF_DEFAULT_STATE_DIR "/var/spool/bbcache"
 #define BB_CONF_DEFAULT_BLOCK_SIZE (4ULL << 20)
 #define BB_CONF_MIN_BLOCK_SIZE (4ULL << 10)
 #define BB_CONF_MAX_BLOCK_SIZE (64ULL << 20)
@@ -61,6 +63,7 @@ const char *bb_numa_name(enum bb_numa_policy numa);
 struct bb_conf {
 	char nvme_root[BB_CONF_PATH_MAX];
 	char shm_dir[BB_CONF_PATH_MAX];
+	char state_dir[BB_CONF_PATH_MAX];	/* the Slurm glue's per-job state */
 	uint64_t shm_limit_per_job;	/* bytes, 0 = no limit */
 	uint64_t shm_limit_per_node;	/* bytes, 0 = no limit */
 	uint64_t nvme_limit_per_job;	/* bytes, 0 = no limit */

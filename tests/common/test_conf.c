@@ -44,6 +44,7 @@ static void test_defaults(void)
 	bb_conf_defaults(&c);
 	CU_ASSERT_STRING_EQUAL(c.nvme_root, "/var/tmp/bbcache");
 	CU_ASSERT_STRING_EQUAL(c.shm_dir, "/dev/shm");
+	CU_ASSERT_STRING_EQUAL(c.state_dir, "/var/spool/bbcache");
 	CU_ASSERT_EQUAL(c.shm_limit_per_job, 0);
 	CU_ASSERT_EQUAL(c.shm_limit_per_node, 0);
 	CU_ASSERT_EQUAL(c.nvme_limit_per_job, 0);
@@ -70,6 +71,7 @@ static void test_full(void)
 		"\n"
 		"nvme_root = /local/nvme/bbcache\n"
 		"  shm_dir=/dev/shm/bb   # trailing comment\n"
+		"state_dir = /shared/bbcache-state\n"
 		"shm_limit_per_job = 64GiB\n"
 		"shm_limit_per_node = 200G\n"
 		"nvme_limit_per_job = 1.5T\r\n"
@@ -89,6 +91,7 @@ static void test_full(void)
 			      BB_OK);
 	CU_ASSERT_STRING_EQUAL(c.nvme_root, "/local/nvme/bbcache");
 	CU_ASSERT_STRING_EQUAL(c.shm_dir, "/dev/shm/bb");
+	CU_ASSERT_STRING_EQUAL(c.state_dir, "/shared/bbcache-state");
 	CU_ASSERT_EQUAL(c.shm_limit_per_job, 64ULL << 30);
 	CU_ASSERT_EQUAL(c.shm_limit_per_node, 200ULL << 30);
 	CU_ASSERT_EQUAL(c.nvme_limit_per_job, 3ULL << 39);
@@ -97,7 +100,7 @@ static void test_full(void)
 	CU_ASSERT_STRING_EQUAL(c.allowed_origins[0], "s3://datasets/*");
 	CU_ASSERT_STRING_EQUAL(c.allowed_origins[1], "https://*.example.org/*");
 	CU_ASSERT_STRING_EQUAL(c.allowed_origins[2], "file:///lustre/*");
-	CU_ASSERT_STRING_EQUAL(c.origins_source, "site.conf:8");
+	CU_ASSERT_STRING_EQUAL(c.origins_source, "site.conf:9");
 	CU_ASSERT_EQUAL(c.default_replicas, 2);
 	CU_ASSERT_STRING_EQUAL(c.credentials_file, "/etc/bbcache/s3 credentials#1");
 	CU_ASSERT_EQUAL(c.log_level, BB_LOG_DEBUG);
