@@ -27,6 +27,12 @@ INTERPOSER="python3-pil python3-numpy python3-torch python3-torchvision"
 # tests/origins/faultsrv.py --sigv4-check verifies signatures with), rclone
 # and curl as peer clients, ca-certificates for npm.
 ORIGINS="nginx-light awscli rclone curl ca-certificates"
+# The Slurm integration tests (tests/slurm/): a private one-node Slurm
+# (munged + slurmctld + slurmd on 127.0.0.1) with burst_buffer/lua (Debian's
+# burst_buffer_lua.so, in slurm-wlm-basic-plugins, embeds Lua 5.1; lua5.3 is
+# the interpreter the reference setup names). libslurm-dev (spank.h, for
+# the SPANK plugin) is in BUILD.
+SLURM="slurm-wlm slurmctld slurmd slurm-client munge lua5.3"
 
 # s3rver, the S3 test server, from the npm registry, at the fixed place
 # tests/origins/lib.sh looks for it. 3.7.1 is the last 3.x and runs on
@@ -39,7 +45,7 @@ installed() {
 }
 
 missing=""
-for p in $BUILD $TEST $INTERPOSER $ORIGINS; do
+for p in $BUILD $TEST $INTERPOSER $ORIGINS $SLURM; do
     case $p in
     nginx-light)
         # Any of Debian's nginx flavours will do.

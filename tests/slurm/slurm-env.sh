@@ -18,10 +18,29 @@
 #
 # Knobs: SLURM_TEST_USER (default bbtest), SLURM_ENV_KEEP=1 keeps $SLURM_TOP,
 #        SLURM_ENV_PORT (slurmctld port; slurmd uses the next one),
-#        SLURM_ENV_PLUGSTACK (extra plugstack.conf lines, e.g. our SPANK .so).
+#        SLURM_ENV_PLUGSTACK (extra plugstack.conf lines).
+#
+# The full bbcache setup (SLURM_ENV_BBCACHE=BUILD_DIR): on top of the above,
+#   - $SLURM_TOP/etc/bbcache.conf: nvme_root=$SLURM_TOP/nvme,
+#     state_dir=$SLURM_TOP/bbstate, s3_endpoint_url=$SLURM_ENV_S3_ENDPOINT,
+#     allowed_origins=$SLURM_ENV_ALLOWED_ORIGINS (default *), plus the lines
+#     of $SLURM_ENV_BBCONF_EXTRA;
+#   - the plugstack.conf line of the SPANK plugin from BUILD_DIR
+#     (bbcache=, preload=, conf=, srun=, wait_timeout=$SLURM_ENV_WAIT_TIMEOUT);
+#   - BBCACHE_CONF and BBCACHE_BIN in slurmctld's environment only (what
+#     burst_buffer.lua reads), not in this shell's exported environment, so
+#     a job gets the configuration only through the plugin's conf= argument;
+#   - with SLURM_ENV_S3_KEY and SLURM_ENV_S3_SECRET: the test user's
+#     ~/.aws/credentials (0600, owned by the user; the home directory is made
+#     if missing and removed again, an existing file is put back on stop);
+#   - a second user SLURM_TEST_USER2 (default bbtest2), created if missing.
+# Exported then too: BBCACHE_CONF_FILE, BBCACHE_NVME, BBCACHE_STATE,
+# BBCACHE_SPANK, BBCACHE_PRELOAD, BBCACHE_BIN, SLURM_TEST_USER2,
+# SLURM_TEST_HOME (the test user's home).
 # Facts this relies on: ../shared/reference/slurm-single-node/README.md.
 
 slurm_env_die() { echo "slurm-env: $*" >&2; exit 1; }
+_slurm_env_cred= _slurm_env_made_home= _slurm_env_made_aws= _slurm_env_cred_backup=
 
 [ "$(id -u)" = 0 ] || slurm_env_die "must run as root (it starts slurmd and munged)"
 for _p in slurmctld slurmd munged sinfo sbatch scontrol; do
@@ -38,6 +57,24 @@ _slurm_env_here=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)
 SLURM_BB_LUA=${SLURM_BB_LUA:-$_slurm_env_here/../../plugin/burst_buffer.lua}
 [ -r "$SLURM_BB_LUA" ] || slurm_env_die "no burst_buffer.lua at $SLURM_BB_LUA"
 SLURM_BB_LUA=$(cd "$(dirname "$SLURM_BB_LUA")" && pwd)/$(basename "$SLURM_BB_LUA")
+
+# The full bbcache setup: every piece from the build directory, or fail.
+if [ -n "${SLURM_ENV_BBCACHE:-}" ]; then
+	_bd=$(cd "$SLURM_ENV_BBCACHE" 2>/dev/null && pwd) ||
+		slurm_env_die "SLURM_ENV_BBCACHE=$SLURM_ENV_BBCACHE is not a directory"
+	BBCACHE_BIN=${BBCACHE_BIN:-$_bd/agent/bbcache}
+	[ -x "$BBCACHE_BIN" ] || slurm_env_die "no $BBCACHE_BIN: build bbcache first"
+	BBCACHE_SPANK=
+	for _p in "$_bd/plugin/.libs/bbcache_spank.so" "$_bd/plugin/bbcache_spank.so"; do
+		[ -f "$_p" ] && BBCACHE_SPANK=$_p && break
+	done
+	[ -n "$BBCACHE_SPANK" ] ||
+		slurm_env_die "the SPANK plugin is not built: no $_bd/plugin/.libs/bbcache_spank.so (configure found no spank.h? libslurm-dev)"
+	BBCACHE_PRELOAD=$_bd/mpi-io/.libs/libbbcache_preload.so
+	[ -f "$BBCACHE_PRELOAD" ] || slurm_env_die "no $BBCACHE_PRELOAD: build bbcache first"
+	command -v srun >/dev/null 2>&1 || slurm_env_die "srun not found (slurm-client)"
+	export BBCACHE_BIN BBCACHE_SPANK BBCACHE_PRELOAD
+fi
 
 SLURM_TEST_USER=${SLURM_TEST_USER:-bbtest}
 SLURM_NODE=$(hostname -s)
@@ -57,8 +94,24 @@ _slurm_env_alive() { # true while any of the pids lives
 	return 1
 }
 
+# Undo what slurm_env_creds did in the test user's home (idempotent).
+_slurm_env_creds_undo() {
+	[ -n "${_slurm_env_cred:-}" ] || return 0
+	if [ -n "${_slurm_env_made_home:-}" ]; then
+		rm -rf "$_slurm_env_made_home"
+	elif [ -n "${_slurm_env_cred_backup:-}" ] && [ -f "$_slurm_env_cred_backup" ]; then
+		cat "$_slurm_env_cred_backup" >"$_slurm_env_cred" && rm -f "$_slurm_env_cred_backup"
+	else
+		rm -f "$_slurm_env_cred"
+		[ -n "${_slurm_env_made_aws:-}" ] && rmdir "$_slurm_env_made_aws" 2>/dev/null
+	fi
+	_slurm_env_cred= _slurm_env_made_home= _slurm_env_made_aws= _slurm_env_cred_backup=
+	return 0
+}
+
 slurm_env_stop() {
 	local f p i pids
+	_slurm_env_creds_undo
 	[ -n "${SLURM_TOP:-}" ] && [ -d "$SLURM_TOP/run" ] || return 0
 	# slurmd and slurmctld together (each takes 1-2 s to exit), then munged,
 	# which they may still need while shutting down.
@@ -174,9 +227,34 @@ StageOutTimeout=600
 OtherTimeout=300
 EOF
 
-# The SPANK plugin (bbcache_spank.so) does not exist yet; callers add lines.
+# The bbcache configuration (SLURM_ENV_BBCACHE): NVMe root and controller
+# state under $SLURM_TOP, the test's S3 endpoint and allowed origins.
+if [ -n "${SLURM_ENV_BBCACHE:-}" ]; then
+	BBCACHE_CONF_FILE=$SLURM_TOP/etc/bbcache.conf
+	BBCACHE_NVME=$SLURM_TOP/nvme
+	BBCACHE_STATE=$SLURM_TOP/bbstate
+	mkdir -p "$BBCACHE_NVME" "$BBCACHE_STATE"
+	chmod 0755 "$BBCACHE_NVME" "$BBCACHE_STATE" "$SLURM_TOP/etc"
+	{
+		echo "# Written by tests/slurm/slurm-env.sh"
+		echo "nvme_root = $BBCACHE_NVME"
+		echo "state_dir = $BBCACHE_STATE"
+		[ -n "${SLURM_ENV_S3_ENDPOINT:-}" ] && echo "s3_endpoint_url = $SLURM_ENV_S3_ENDPOINT"
+		[ -n "${SLURM_ENV_S3_ENDPOINT:-}" ] && echo "s3_region = us-east-1"
+		echo "allowed_origins = ${SLURM_ENV_ALLOWED_ORIGINS:-*}"
+		[ -n "${SLURM_ENV_BBCONF_EXTRA:-}" ] && printf '%s\n' "$SLURM_ENV_BBCONF_EXTRA"
+	} >"$BBCACHE_CONF_FILE"
+	chmod 0644 "$BBCACHE_CONF_FILE"
+	export BBCACHE_CONF_FILE BBCACHE_NVME BBCACHE_STATE
+fi
+
 {
 	echo "# Written by tests/slurm/slurm-env.sh"
+	if [ -n "${SLURM_ENV_BBCACHE:-}" ]; then
+		printf 'required %s bbcache=%s preload=%s conf=%s srun=%s%s\n' "$BBCACHE_SPANK" \
+			"$BBCACHE_BIN" "$BBCACHE_PRELOAD" "$BBCACHE_CONF_FILE" "$(command -v srun)" \
+			"${SLURM_ENV_WAIT_TIMEOUT:+ wait_timeout=$SLURM_ENV_WAIT_TIMEOUT}"
+	fi
 	[ -n "${SLURM_ENV_PLUGSTACK:-}" ] && printf '%s\n' "$SLURM_ENV_PLUGSTACK"
 } >"$SLURM_TOP/etc/plugstack.conf"
 
@@ -189,6 +267,51 @@ if ! id "$SLURM_TEST_USER" >/dev/null 2>&1; then
 fi
 chown "$SLURM_TEST_USER" "$SLURM_TOP/jobs"
 
+# slurm_env_creds KEY SECRET: the test user's ~/.aws/credentials, 0600,
+# owned by the user ([default] profile); undone by slurm_env_stop.
+slurm_env_creds() {
+	local home grp
+	_slurm_env_creds_undo
+	home=$(getent passwd "$SLURM_TEST_USER" | cut -d: -f6)
+	grp=$(id -gn "$SLURM_TEST_USER")
+	case $home in
+	/ | /nonexistent | /nonexistent/* | "") slurm_env_die "the test user $SLURM_TEST_USER has no usable home ($home)" ;;
+	esac
+	_slurm_env_cred=$home/.aws/credentials
+	if [ ! -d "$home" ]; then
+		mkdir -p "$home" && chown "$SLURM_TEST_USER:$grp" "$home" && chmod 0700 "$home" ||
+			slurm_env_die "cannot make $home"
+		_slurm_env_made_home=$home
+	fi
+	if [ ! -d "$home/.aws" ]; then
+		mkdir "$home/.aws" && chown "$SLURM_TEST_USER:$grp" "$home/.aws" && chmod 0700 "$home/.aws" ||
+			slurm_env_die "cannot make $home/.aws"
+		_slurm_env_made_aws=$home/.aws
+	fi
+	if [ -z "$_slurm_env_made_home" ] && [ -f "$_slurm_env_cred" ]; then
+		_slurm_env_cred_backup=$SLURM_TOP/aws-credentials.saved
+		cp -p "$_slurm_env_cred" "$_slurm_env_cred_backup"
+	fi
+	(umask 077 && printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+		"$1" "$2" >"$_slurm_env_cred") || slurm_env_die "cannot write $_slurm_env_cred"
+	chown "$SLURM_TEST_USER:$grp" "$_slurm_env_cred"
+	chmod 0600 "$_slurm_env_cred"
+	SLURM_TEST_HOME=$home
+	export SLURM_TEST_HOME
+}
+
+if [ -n "${SLURM_ENV_BBCACHE:-}" ]; then
+	SLURM_TEST_USER2=${SLURM_TEST_USER2:-bbtest2}
+	if ! id "$SLURM_TEST_USER2" >/dev/null 2>&1; then
+		useradd -r -M -s /usr/sbin/nologin "$SLURM_TEST_USER2" ||
+			slurm_env_die "cannot create the second test user $SLURM_TEST_USER2"
+	fi
+	export SLURM_TEST_USER2
+	if [ -n "${SLURM_ENV_S3_KEY:-}" ] && [ -n "${SLURM_ENV_S3_SECRET:-}" ]; then
+		slurm_env_creds "$SLURM_ENV_S3_KEY" "$SLURM_ENV_S3_SECRET"
+	fi
+fi
+
 # slurmctld (and the Lua it runs) inherits this environment.
 [ -n "${BBCACHE_BIN:-}" ] && export BBCACHE_BIN
 
@@ -196,7 +319,9 @@ munged --socket="$SLURM_TOP/munge/munge.socket" --key-file="$SLURM_TOP/munge/mun
 	--log-file="$SLURM_TOP/log/munged.log" --pid-file="$SLURM_TOP/run/munged.pid" \
 	--seed-file="$SLURM_TOP/munge/munged.seed" ||
 	{ slurm_env_logs; slurm_env_die "munged did not start"; }
-slurmctld -i || { slurm_env_logs; slurm_env_die "slurmctld did not start"; }
+# BBCACHE_CONF for burst_buffer.lua: slurmctld's environment only.
+env ${BBCACHE_CONF_FILE:+BBCACHE_CONF=$BBCACHE_CONF_FILE} slurmctld -i ||
+	{ slurm_env_logs; slurm_env_die "slurmctld did not start"; }
 slurmd || { slurm_env_logs; slurm_env_die "slurmd did not start"; }
 _i=0
 until sinfo -h -o '%T' 2>/dev/null | grep -qx idle; do
@@ -208,4 +333,4 @@ until sinfo -h -o '%T' 2>/dev/null | grep -qx idle; do
 	fi
 	sleep 0.1
 done
-unset _i _p _port _nodeline
+unset _i _p _port _nodeline _bd
