@@ -60,11 +60,13 @@ void usage(FILE *f)
 		   "       bbcache verify DEST\n"
 		   "       bbcache shm-cat [--job ID] DEST|MANIFEST PATH   (stage-in --shm SIZE --job ID loads it)\n"
 		   "       bbcache shm-drop [--job ID]\n"
-		   "       bbcache status [--json] [--job-dir DIR]   (the job's bbcached; DIR: $BB_JOB_DIR)\n"
-		   "       bbcache stop [--job-dir DIR]\n"
+		   "       bbcache status [--json] [--job-dir DIR | --job ID]   (the job's bbcached; DIR: $BB_JOB_DIR)\n"
+		   "       bbcache stop [--job-dir DIR | --job ID]\n"
 		   "       bbcache demo [--files N] [--max-size SIZE] [--shm SIZE] "
 		   "[--numa local|interleave|replicate] [--keep]\n"
 		   "       bbcache check-script [--job-id ID] [--user NAME] [--conf FILE] SCRIPT\n"
+		   "       bbcache slurm data-in|prolog|agent|wait|stage-out|epilog|data-out|teardown|status ...\n"
+		   "                (the Slurm glue's steps; see docs/slurm.md)\n"
 		   "       bbcache --help | --version\n"
 		   "SOURCE/DEST: s3://bucket/prefix/, http(s)://host/path, file:///path or /path.\n"
 		   "See bbcache(1).\n");
@@ -403,6 +405,8 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "stop"))
 		return cmd_stop(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "slurm"))
+		return cmd_slurm(argc - 1, argv + 1);
 	fprintf(stderr, "bbcache: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -26,5 +26,10 @@ struct agent_start_opts {
 	int no_verify_tls;
 };
 int agent_start(const struct agent_start_opts *o);
+/* The bbcached next to this bbcache, else "bbcached" (PATH). */
+void agent_find_bbcached(char *buf, size_t len);
+
+/* bbcache slurm ...: the Slurm glue's steps (cmd_slurm.c, docs/slurm.md). */
+int cmd_slurm(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent/cmd.h"
+#include "common/conf.h"
 #include "common/error.h"
 #include "common/ns.h"
 #include "common/proto.h"
@@ -49,16 +50,21 @@ static int connect_agent(const char *dir, int *fd)
 	return rc;
 }
 
+/* [--json] [--job-dir DIR | --job ID [--conf FILE]] */
 static int parse_dir_opts(int argc, char **argv, int *json, const char **dir)
 {
 	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
 					     {"job-dir", required_argument, NULL, 'd'},
+					     {"job", required_argument, NULL, 'J'},
+					     {"conf", required_argument, NULL, 'c'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
+	static char by_job[BB_CONF_PATH_MAX + 48];
+	const char *job = NULL, *conf_path = NULL;
 	int opt;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "jd:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "jd:J:c:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
 			if (!json)
@@ -68,6 +74,12 @@ static int parse_dir_opts(int argc, char **argv, int *json, const char **dir)
 		case 'd':
 			*dir = optarg;
 			break;
+		case 'J':
+			job = optarg;
+			break;
+		case 'c':
+			conf_path = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -75,11 +87,33 @@ static int parse_dir_opts(int argc, char **argv, int *json, const char **dir)
 			goto usage;
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (job && *dir))
 		goto usage;
+	if (job) {
+		/* The job's directory on this node: nvme_root/job.ID. */
+		struct bb_conf conf;
+		char err[1024];
+		char *end;
+		errno = 0;
+		unsigned long long id = strtoull(job, &end, 10);
+		if (!*job || *end || errno || *job == '-') {
+			fprintf(stderr, "bbcache: --job %s: not a job id\n", job);
+			return 2;
+		}
+		bb_conf_defaults(&conf);
+		if ((conf_path ? bb_conf_load(&conf, conf_path, err, sizeof(err))
+			       : bb_conf_load_optional(&conf, BB_CONF_DEFAULT_PATH, err, sizeof(err))) !=
+		    BB_OK) {
+			fprintf(stderr, "bbcache: %s\n", err);
+			return 1;
+		}
+		snprintf(by_job, sizeof(by_job), "%s/job.%llu", conf.nvme_root, id);
+		bb_conf_free(&conf);
+		*dir = by_job;
+	}
 	*dir = job_dir(*dir);
 	if (!*dir) {
-		fprintf(stderr, "bbcache: no job dir: give --job-dir DIR or set BB_JOB_DIR\n");
+		fprintf(stderr, "bbcache: no job dir: give --job ID, --job-dir DIR or set BB_JOB_DIR\n");
 		return 2;
 	}
 	return 0;
@@ -152,7 +186,7 @@ int cmd_stop(int argc, char **argv)
 }
 
 /* bbcached next to this bbcache, else on PATH. */
-static void find_bbcached(char *buf, size_t len)
+void agent_find_bbcached(char *buf, size_t len)
 {
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -188,7 +222,7 @@ int agent_start(const struct agent_start_opts *o)
 	*s = '\0';
 	if (!dir[0])
 		strcpy(dir, "/");
-	find_bbcached(exe, sizeof(exe));
+	agent_find_bbcached(exe, sizeof(exe));
 	snprintf(job, sizeof(job), "%llu", (unsigned long long)o->job);
 	av[n++] = exe;
 	av[n++] = "--job";

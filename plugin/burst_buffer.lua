@@ -20,12 +20,19 @@ so every hook ends in `...`: an older or newer Slurm may pass more or fewer.
 Debian's burst_buffer_lua.so embeds Lua 5.1: this file is Lua 5.1 (no
 `goto`, io.popen():close() gives no exit status).
 
-Status of each hook (this is groundwork for issue 6):
-  job_process      DONE: validates the #BB lines with `bbcache check-script`
-                   (the same C parser as the CLI) and refuses the job with
+What each hook does (docs/slurm.md has the whole lifecycle):
+  job_process      validates the #BB lines with `bbcache check-script` (the
+                   same C parser as the CLI) and refuses the job with
                    "line N: <the line>: <reason>".
-  everything else  NOT YET: succeeds without doing anything (marked STUB),
-                   so a valid #BB job is accepted and runs.
+  data_in          `bbcache slurm data-in`: lists the origins as the user and
+                   writes the job's snapshot (manifests) to state_dir; an
+                   error holds the job with our reason.
+  data_out         `bbcache slurm data-out`: reports the stage-out result the
+                   nodes wrote; a failure marks the job with the reason.
+  job_teardown     `bbcache slurm teardown`: removes the job's state.
+  get_status       `bbcache slurm status`: `scontrol show bbstat`.
+  the others       nothing to do on the controller (the node side is the
+                   SPANK plugin bbcache_spank.so).
 
 The bbcache binary: $BBCACHE_BIN in slurmctld's environment (the tests set
 it), else the first of /usr/bin/bbcache, /usr/local/bin/bbcache, else
@@ -59,6 +66,29 @@ end
 -- Quote one argument for /bin/sh.
 local function shq(s)
 	return "'" .. string.gsub(tostring(s), "'", "'\\''") .. "'"
+end
+
+-- " --conf FILE" when slurmctld's environment names a bbcache.conf.
+local function conf_arg()
+	local c = os.getenv("BBCACHE_CONF")
+	if c and c ~= "" then
+		return " --conf " .. shq(c)
+	end
+	return ""
+end
+
+-- "bbcache slurm SUB --job ID --conf FILE" (the start of a command line).
+local function slurm_cmd(sub, job_id)
+	return shq(bbcache_bin()) .. " slurm " .. sub .. " --job " .. shq(job_id) .. conf_arg()
+end
+
+-- The last non-empty line of a command's output (its error message).
+local function last_line(out)
+	local last = ""
+	for l in string.gmatch(out or "", "[^\n]+") do
+		last = l
+	end
+	return (string.gsub(last, "^bbcache: ", ""))
 end
 
 -- Run a shell command; return its exit status and its output (stdout and
@@ -118,7 +148,7 @@ function slurm_bb_job_process(job_script, uid, gid, ...)
 	if tostring(uid) == "0" then
 		return slurm.ERROR, "bbcache: root cannot use burst buffers (#BB lines): submit as a user"
 	end
-	local cmd = shq(bbcache_bin()) .. " check-script --job-id 0 --user " ..
+	local cmd = shq(bbcache_bin()) .. " check-script" .. conf_arg() .. " --job-id 0 --user " ..
 		shq(user_name(uid)) .. " " .. shq(job_script)
 	local rc, out = run(cmd)
 	if rc == 0 then
@@ -150,19 +180,33 @@ function slurm_bb_pools(...)
 end
 
 --[[ slurm_bb_setup(job_id, uid, gid, pool, bb_size, job_script, [job_info], ...)
-slurmscriptd, job pending, before data_in.  STUB.
-Plan: create the controller-side state directory of the job. --]]
+slurmscriptd, job pending, before data_in.  Nothing to do: data_in creates
+the job's state (one step, so a requeue starts it afresh). --]]
 function slurm_bb_setup(job_id, uid, gid, pool, bb_size, job_script, ...)
 	return slurm.SUCCESS
 end
 
 --[[ slurm_bb_data_in(job_id, job_script, uid, gid, [job_info], ...)
-slurmscriptd, job pending, no nodes yet.  STUB.
-Plan: list the origins as the user and write the job's manifests (its
-consistent snapshot) to the state directory; an error holds the job with
-our reason. --]]
+slurmscriptd (killed after StageInTimeout), job pending, no nodes yet.
+`bbcache slurm data-in` lists every stage_in origin as the user (their
+credentials, never passed here) and writes the job's manifests -- its
+consistent snapshot -- to state_dir/job.ID.  An error holds the job with our
+reason (`scontrol show job`: Reason=...). --]]
 function slurm_bb_data_in(job_id, job_script, uid, gid, ...)
-	return slurm.SUCCESS
+	local cmd = slurm_cmd("data-in", job_id) .. " --uid " .. shq(uid) .. " --gid " ..
+		shq(gid) .. " " .. shq(job_script)
+	local rc, out = run(cmd)
+	if rc == 0 then
+		slurm.log_info("%s: job %s: data_in: %s", script_name, tostring(job_id),
+			(string.gsub(out, "\n", "; ")))
+		return slurm.SUCCESS
+	end
+	local msg = last_line(out)
+	if rc == 127 or rc == 126 then
+		msg = "the bbcache burst buffer is misconfigured (cannot run bbcache); ask the admins"
+	end
+	slurm.log_error("%s: job %s: data_in failed: %s", script_name, tostring(job_id), out)
+	return slurm.ERROR, "bbcache stage-in: " .. msg
 end
 
 --[[ slurm_bb_test_data_in(job_id, job_script, uid, gid, [job_info], ...)
@@ -179,33 +223,42 @@ function slurm_bb_real_size(job_id, uid, gid, ...)
 end
 
 --[[ slurm_bb_paths(job_id, job_script, path_file, uid, gid, [job_info], ...)
-In slurmctld (fast), job RUNNING+CONFIGURING; NAME=VALUE lines written to
-path_file join the job's environment.  STUB: BB_JOB_DIR will be set per node
-by the SPANK plugin (task_init), which knows the node's NVMe root. --]]
+In slurmctld (fast), job RUNNING+CONFIGURING.  Nothing: BB_JOB_DIR is set in
+every task by the SPANK plugin (task_init), which knows the node's
+nvme_root and whether the job's directory exists there. --]]
 function slurm_bb_paths(job_id, job_script, path_file, uid, gid, ...)
 	return slurm.SUCCESS
 end
 
 --[[ slurm_bb_pre_run(job_id, job_script, uid, gid, [job_info], ...)
 slurmscriptd; the job does not start until it returns; an error requeues
-the job.  STUB (the node side is the SPANK plugin's job_prolog). --]]
+the job.  Nothing: the node side (the job's directory, the agents, the wait
+of mode=wait) is the SPANK plugin's, on the nodes. --]]
 function slurm_bb_pre_run(job_id, job_script, uid, gid, ...)
 	return slurm.SUCCESS
 end
 
 --[[ slurm_bb_post_run(job_id, job_script, uid, gid, [job_info], ...)
-slurmscriptd, after the job's script ended (job in stage-out).  STUB. --]]
+slurmscriptd, after the job's script ended.  Nothing: stage-out already ran
+on the batch node (SPANK, at the end of the batch step). --]]
 function slurm_bb_post_run(job_id, job_script, uid, gid, ...)
 	return slurm.SUCCESS
 end
 
 --[[ slurm_bb_data_out(job_id, job_script, uid, gid, [job_info], ...)
-slurmscriptd, after post_run.  STUB.
-Plan: stage-out itself runs on the nodes (where the data is) before the
-agents end; here we collect and report its results, and fail with a
-clear reason if it failed (the data stays on the node for the user). --]]
+slurmscriptd, after post_run.  Stage-out itself ran on the node where the
+data is (the SPANK plugin, when the batch script ended); this reports the
+result it wrote, and fails with its reason (the job is marked; the data
+stays in the job's directory on the node). --]]
 function slurm_bb_data_out(job_id, job_script, uid, gid, ...)
-	return slurm.SUCCESS
+	local rc, out = run(slurm_cmd("data-out", job_id))
+	if rc == 0 then
+		slurm.log_info("%s: job %s: data_out: %s", script_name, tostring(job_id),
+			last_line(out))
+		return slurm.SUCCESS
+	end
+	slurm.log_error("%s: job %s: data_out: %s", script_name, tostring(job_id), out)
+	return slurm.ERROR, "bbcache " .. last_line(out)
 end
 
 --[[ slurm_bb_test_data_out(job_id, job_script, uid, gid, [job_info], ...)
@@ -217,16 +270,31 @@ end
 
 --[[ slurm_bb_job_teardown(job_id, job_script, hurry, uid, gid, [job_info], ...)
 slurmscriptd, after the job ended or was cancelled (hurry == "true" after
-scancel: clean up without waiting).  STUB.
-Plan: remove the controller-side state of the job. --]]
+scancel).  Removes the controller-side state of the job; there is nothing
+to wait for either way (the nodes clean themselves in job_epilog). --]]
 function slurm_bb_job_teardown(job_id, job_script, hurry, uid, gid, ...)
+	local cmd = slurm_cmd("teardown", job_id)
+	if tostring(hurry) == "true" then
+		cmd = cmd .. " --hurry"
+	end
+	local rc, out = run(cmd)
+	if rc ~= 0 then
+		slurm.log_error("%s: job %s: teardown: %s", script_name, tostring(job_id), out)
+		return slurm.ERROR, "bbcache teardown: " .. last_line(out)
+	end
 	return slurm.SUCCESS
 end
 
 --[[ slurm_bb_get_status(...)
 slurmscriptd, for `scontrol show bbstat [ARGS]`.  22.05 passes only ARGS;
 23.02+ prepends the caller's uid and gid, so the arguments are taken as
-`...` whatever their shape.  STUB: a one-line answer. --]]
+`...` whatever their shape.  One line per job with state: its user, what
+data_in listed, live progress when its agent runs on this host, and its
+stage-out result. --]]
 function slurm_bb_get_status(...)
-	return slurm.SUCCESS, "bbcache: per-job staging status is not implemented yet\n"
+	local rc, out = run(shq(bbcache_bin()) .. " slurm status" .. conf_arg())
+	if rc ~= 0 then
+		return slurm.ERROR, "bbcache status: " .. last_line(out) .. "\n"
+	end
+	return slurm.SUCCESS, out
 end
