@@ -4,6 +4,7 @@
  *
  * State of job ID:
  *   STATE/job.ID/              root 0711 (SlurmUser's when slurmctld is not root)
+ *   STATE/job.ID/owner         root 0644: "UID GID", from setup
  *   STATE/job.ID/plan          root 0644: who and where (trusted by root hooks)
  *   STATE/job.ID/directives    root 0644: the #BB lines of the script, at their
  *                              line numbers (every other line blanked; what
@@ -75,7 +76,8 @@ struct sopts {
 static void die_usage(void)
 {
 	fprintf(stderr,
-		"usage: bbcache slurm data-in --job ID --uid UID --gid GID SCRIPT\n"
+		"usage: bbcache slurm setup --job ID --uid UID --gid GID\n"
+		"       bbcache slurm data-in --job ID [--uid UID --gid GID] SCRIPT\n"
 		"       bbcache slurm prolog|epilog|agent|stage-out|data-out|teardown --job ID\n"
 		"       bbcache slurm wait --job ID [--timeout SEC]\n"
 		"       bbcache slurm status [--job ID]\n"
@@ -109,9 +111,9 @@ static char *job_dir(const struct sopts *o, char *buf, size_t len)
 
 /* Read a whole small file (O_NOFOLLOW: callers read user-owned files as
  * root).  NULL with errno on error. */
-static char *slurp(const char *path, size_t *len)
+static char *slurp_flags(const char *path, size_t *len, int flags)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags);
 	struct stat st;
 	if (fd < 0)
 		return NULL;
@@ -136,6 +138,11 @@ static char *slurp(const char *path, size_t *len)
 	if (len)
 		*len = got;
 	return b;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	return slurp_flags(path, len, O_NOFOLLOW);
 }
 
 /* Write a file whole, through a temporary name, with mode. */
@@ -547,16 +554,50 @@ static int make_root(const char *root)
 	return 0;
 }
 
+/* setup (Slurm passes uid and gid to it in every version; 22.05 does not
+ * pass them to data_in): state_dir/job.ID/owner = "UID GID". */
+static int write_owner(const struct sopts *o)
+{
+	char sdir[PATH_MAX], path[PATH_MAX + 16], text[64];
+	state_path(o, NULL, sdir, sizeof(sdir));
+	snprintf(path, sizeof(path), "%s/owner", sdir);
+	snprintf(text, sizeof(text), "%ld %ld\n", o->uid, o->gid);
+	if (make_root(o->conf.state_dir) || make_dir(sdir, 0711) ||
+	    write_file_mode(path, text, strlen(text), 0644)) {
+		fprintf(stderr, "bbcache: cannot write %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_setup(struct sopts *o)
+{
+	if (o->uid < 0 || o->gid < 0)
+		die_usage();
+	return write_owner(o);
+}
+
 static int cmd_data_in(struct sopts *o, const char *script_path)
 {
 	char err[1024] = "", sdir[PATH_MAX], udir[PATH_MAX + 8];
 	struct plan p;
 	size_t len;
 
-	if (o->uid < 0 || o->gid < 0)
-		die_usage();
+	if (o->uid < 0 || o->gid < 0) {
+		char path[PATH_MAX + 16], *t;
+		snprintf(path, sizeof(path), "%s/owner", state_path(o, NULL, sdir, sizeof(sdir)));
+		t = slurp(path, NULL);
+		if (!t || sscanf(t, "%ld %ld", &o->uid, &o->gid) != 2) {
+			fprintf(stderr, "bbcache: job %s: no --uid/--gid and no %s (setup did not run)\n",
+				o->job, path);
+			free(t);
+			return 1;
+		}
+		free(t);
+	}
 	memset(&p, 0, sizeof(p));
-	char *script = slurp(script_path, &len);
+	/* slurmscriptd's own file, given as /proc/PID/fd/N: a link to follow. */
+	char *script = slurp_flags(script_path, &len, 0);
 	if (!script) {
 		fprintf(stderr, "bbcache: cannot read the job script %s: %s\n", script_path,
 			strerror(errno));
@@ -595,7 +636,7 @@ static int cmd_data_in(struct sopts *o, const char *script_path)
 		fprintf(stderr, "bbcache: cannot clear %s: %s\n", sdir, strerror(errno));
 		goto fail;
 	}
-	if (make_dir(sdir, 0711) || write_plan(sdir, &p) || make_dir(udir, 0700) ||
+	if (make_dir(sdir, 0711) || write_owner(o) || write_plan(sdir, &p) || make_dir(udir, 0700) ||
 	    (geteuid() == 0 && chown(udir, p.uid, p.gid))) {
 		fprintf(stderr, "bbcache: cannot write the state of job %s in %s: %s\n", o->job,
 			sdir, strerror(errno));
@@ -1351,6 +1392,8 @@ int cmd_slurm(int argc, char **argv)
 		rc = cmd_data_in(&o, argv[optind]);
 	else if (optind != argc)
 		die_usage();
+	else if (!strcmp(sub, "setup"))
+		rc = cmd_setup(&o);
 	else if (!strcmp(sub, "prolog"))
 		rc = cmd_prolog(&o);
 	else if (!strcmp(sub, "agent"))

@@ -1,9 +1,9 @@
 #!/bin/sh
 # The README's first command after install-deps: build bbcache out of tree
 # and run the main job (contrib/demo-job.sh): a generated dataset on a local
-# S3 server, staged asynchronously by the agent while an unmodified PyTorch
-# training loop reads it through the interposer, with a verdict.  The Slurm
-# integration turns it into a real #BB job.
+# S3 server, a one-node Slurm, and an sbatch script whose #BB lines stage the
+# dataset while an unmodified PyTorch training loop reads it through the
+# interposer, against the same loop reading S3 directly; with a verdict.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -12,4 +12,4 @@ mkdir -p _build/demo
 cd _build/demo
 [ -f Makefile ] || "$top/configure" >configure.out 2>&1 || { cat configure.out; exit 1; }
 make -j"$(nproc 2>/dev/null || echo 2)" >make.out 2>&1 || { cat make.out; exit 1; }
-exec sh "$top/contrib/demo-job.sh" .
+exec bash "$top/contrib/demo-job.sh" .

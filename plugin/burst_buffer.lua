@@ -180,21 +180,31 @@ function slurm_bb_pools(...)
 end
 
 --[[ slurm_bb_setup(job_id, uid, gid, pool, bb_size, job_script, [job_info], ...)
-slurmscriptd, job pending, before data_in.  Nothing to do: data_in creates
-the job's state (one step, so a requeue starts it afresh). --]]
+slurmscriptd, job pending, before data_in.  Records the job's owner
+(state_dir/job.ID/owner): Slurm 22.05 passes uid and gid to setup but not
+to data_in. --]]
 function slurm_bb_setup(job_id, uid, gid, pool, bb_size, job_script, ...)
+	local rc, out = run(slurm_cmd("setup", job_id) .. " --uid " .. shq(uid) .. " --gid " .. shq(gid))
+	if rc ~= 0 then
+		slurm.log_error("%s: job %s: setup: %s", script_name, tostring(job_id), out)
+		return slurm.ERROR, "bbcache setup: " .. last_line(out)
+	end
 	return slurm.SUCCESS
 end
 
---[[ slurm_bb_data_in(job_id, job_script, uid, gid, [job_info], ...)
+--[[ slurm_bb_data_in(job_id, job_script, [uid, gid, job_info], ...)
 slurmscriptd (killed after StageInTimeout), job pending, no nodes yet.
 `bbcache slurm data-in` lists every stage_in origin as the user (their
 credentials, never passed here) and writes the job's manifests -- its
 consistent snapshot -- to state_dir/job.ID.  An error holds the job with our
 reason (`scontrol show job`: Reason=...). --]]
 function slurm_bb_data_in(job_id, job_script, uid, gid, ...)
-	local cmd = slurm_cmd("data-in", job_id) .. " --uid " .. shq(uid) .. " --gid " ..
-		shq(gid) .. " " .. shq(job_script)
+	-- 23.02+ pass uid and gid; 22.05 does not (setup recorded them).
+	local cmd = slurm_cmd("data-in", job_id)
+	if tonumber(uid) and tonumber(gid) then
+		cmd = cmd .. " --uid " .. shq(uid) .. " --gid " .. shq(gid)
+	end
+	cmd = cmd .. " " .. shq(job_script)
 	local rc, out = run(cmd)
 	if rc == 0 then
 		slurm.log_info("%s: job %s: data_in: %s", script_name, tostring(job_id),
