@@ -10,6 +10,8 @@
  *     script never runs on missing data.
  *   task_init, every task: BB_JOB_DIR, BBCACHE_JOB_DIR and LD_PRELOAD.
  *   exit, batch step: `bbcache slurm stage-out`.
+ * Commands with the job's environment run as the job's user only; root runs
+ * only the prolog and epilog, with slurmd's environment.
  * A job is a bbcache job on this node when NVME_ROOT/job.ID/.bbcache/plan
  * exists (the prolog copies it there); every other job is left alone.
  *
@@ -280,9 +282,9 @@ static void child_exec(const struct child_plan *cp, int in_fd, int out_fd)
 
 	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
 		_exit(126);
-	for (int fd = 3; fd < 65536; fd++) {
-		if (close(fd) < 0 && errno == EBADF && fd > 1024)
-			break;
+	if (close_range(3, ~0U, 0) != 0) {
+		for (int fd = 3; fd < 65536; fd++)
+			close(fd);
 	}
 	if (cp->as == RUN_AS_USER) {
 		/* In user_init slurmstepd runs with euid = the user but ruid and
@@ -832,33 +834,22 @@ BB_SPANK_EXPORT int slurm_spank_task_init(spank_t sp, int ac, char **av)
 	return 0;
 }
 
-/* After the batch script: `bbcache slurm stage-out`, as whoever slurmstepd
- * runs this hook as (root: bbcache drops to the user itself). */
+/* After the batch script: `bbcache slurm stage-out`, as the user with the
+ * job's environment (the user's S3 credentials may be there).  slurmstepd
+ * runs this hook as root (22.05), but never a root process with an
+ * environment the user chose (LD_LIBRARY_PATH alone would be enough). */
 BB_SPANK_EXPORT int slurm_spank_exit(spank_t sp, int ac, char **av)
 {
-	struct child_plan cp = {.as = RUN_AS_CALLER};
+	struct child_plan cp = {0};
 	struct job job;
 	char why[2048], what[64];
 
 	if (setup(ac, av) != 0 || !batch_step(sp) || !job_is_ours(sp, &job))
 		return 0;
-	slurm_info(PFX "job %u: batch step exit (uid %u euid %u): stage-out", job.id,
-		   (unsigned)getuid(), (unsigned)geteuid());
-	if (geteuid() != 0) {
-		/* A half-dropped slurmstepd (ruid 0): the command runs wholly
-		 * as the user instead. */
-		if (plan_job_user(sp, &cp, "stage-out") != 0)
-			goto out;
-	} else {
-		char **env = NULL;
-
-		if (spank_get_item(sp, S_JOB_ENV, &env) == ESPANK_SUCCESS && env &&
-		    !(cp.envp = env_without_preload(env))) {
-			slurm_error(PFX "job %u: stage-out: out of memory", job.id);
-			goto out;
-		}
-	}
+	if (plan_job_user(sp, &cp, "stage-out") != 0)
+		goto out;
 	bbcache_argv(&cp, "stage-out", &job, NULL);
+	cp.cwd = job.dir;
 	snprintf(what, sizeof(what), "job %u stage-out", job.id);
 	if (run_sync(what, &cp, 0, why, sizeof(why)) != 0)
 		slurm_error(PFX "job %u: stage-out failed: %s", job.id, why);
