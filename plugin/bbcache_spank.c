@@ -91,7 +91,8 @@ static char nvme_root[BB_CONF_PATH_MAX];
 
 static const char *const arg_names[] = {"bbcache", "preload", "conf", "srun", "wait_timeout"};
 
-/* A user-supplied string in a log line: paths only, never the environment. */
+/* The key=value words after the path in plugstack.conf; -1 (and why) on an
+ * unknown key, a relative path or a bad number. */
 static int parse_args(int ac, char **av)
 {
 	for (int i = 0; i < ac; i++) {
