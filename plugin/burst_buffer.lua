@@ -306,5 +306,5 @@ function slurm_bb_get_status(...)
 	if rc ~= 0 then
 		return slurm.ERROR, "bbcache status: " .. last_line(out) .. "\n"
 	end
-	return slurm.SUCCESS, out
+	return slurm.SUCCESS, out .. "\n"
 end
