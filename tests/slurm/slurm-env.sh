@@ -30,10 +30,14 @@
 #   - BBCACHE_CONF and BBCACHE_BIN in slurmctld's environment only (what
 #     burst_buffer.lua reads), not in this shell's exported environment, so
 #     a job gets the configuration only through the plugin's conf= argument;
-#   - with SLURM_ENV_S3_KEY and SLURM_ENV_S3_SECRET: the test user's
-#     ~/.aws/credentials (0600, owned by the user; the home directory is made
-#     if missing and removed again, an existing file is put back on stop);
-#   - a second user SLURM_TEST_USER2 (default bbtest2), created if missing.
+#   - two users of this environment only, bbt<N> and bbu<N> (unless
+#     SLURM_TEST_USER / SLURM_TEST_USER2 name others), with their homes in
+#     $SLURM_TOP/home, deleted again on stop: concurrent environments on one
+#     machine must not share a home (~/.aws/credentials) or a user's processes;
+#   - with SLURM_ENV_S3_KEY and SLURM_ENV_S3_SECRET (plain shell variables,
+#     do not export the secret): the test user's ~/.aws/credentials (0600,
+#     owned by the user; for a user named by the caller, a home directory is
+#     made if missing and removed again, an existing file is put back).
 # Exported then too: BBCACHE_CONF_FILE, BBCACHE_NVME, BBCACHE_STATE,
 # BBCACHE_SPANK, BBCACHE_PRELOAD, BBCACHE_BIN, SLURM_TEST_USER2,
 # SLURM_TEST_HOME (the test user's home).
@@ -76,9 +80,17 @@ if [ -n "${SLURM_ENV_BBCACHE:-}" ]; then
 	export BBCACHE_BIN BBCACHE_SPANK BBCACHE_PRELOAD
 fi
 
-SLURM_TEST_USER=${SLURM_TEST_USER:-bbtest}
 SLURM_NODE=$(hostname -s)
 SLURM_TOP=$(mktemp -d /tmp/bbslurm.XXXXXX) || slurm_env_die "mktemp failed"
+# Users made here (deleted by slurm_env_stop).
+_slurm_env_users_made=
+if [ -n "${SLURM_ENV_BBCACHE:-}" ]; then
+	_n=$(($$ % 100000))
+	while id "bbt$_n" >/dev/null 2>&1 || id "bbu$_n" >/dev/null 2>&1; do _n=$((_n + 1)); done
+	[ -n "${SLURM_TEST_USER:-}" ] || SLURM_TEST_USER=bbt$_n
+	[ -n "${SLURM_TEST_USER2:-}" ] || SLURM_TEST_USER2=bbu$_n
+fi
+SLURM_TEST_USER=${SLURM_TEST_USER:-bbtest}
 export SLURM_TOP SLURM_TEST_USER SLURM_NODE
 export SLURM_CONF=$SLURM_TOP/etc/slurm.conf
 # munged refuses a socket directory without o+x, and the test user's sbatch
@@ -133,6 +145,15 @@ slurm_env_stop() {
 		done
 	done
 	rm -f "$SLURM_TOP"/run/*.pid
+	for f in $_slurm_env_users_made; do
+		for i in 1 2 3 4 5 6 7 8 9 10; do
+			userdel "$f" 2>/dev/null && break
+			id "$f" >/dev/null 2>&1 || break
+			sleep 0.3 # /etc/passwd locked by another useradd, or a process left
+		done
+		id "$f" >/dev/null 2>&1 && echo "slurm-env: could not delete the user $f" >&2
+	done
+	_slurm_env_users_made=
 	if [ "${SLURM_ENV_KEEP:-0}" = 1 ]; then
 		echo "slurm-env: kept $SLURM_TOP" >&2
 	else
@@ -212,6 +233,9 @@ BurstBufferType=burst_buffer/lua
 PrologFlags=Alloc
 TmpFS=$SLURM_TOP/tmpfs
 MinJobAge=300
+# Job ids from a per-environment base: /dev/shm/bbcache.ID is machine-wide,
+# so two environments (or other tests) must not hand out the same ids.
+FirstJobId=$((1000000 + ($$ % 60000) * 100))
 SlurmdTimeout=60
 InactiveLimit=0
 KillWait=5
@@ -261,10 +285,23 @@ fi
 # burst_buffer/lua loads burst_buffer.lua from the directory of slurm.conf.
 ln -s "$SLURM_BB_LUA" "$SLURM_TOP/etc/burst_buffer.lua"
 
-if ! id "$SLURM_TEST_USER" >/dev/null 2>&1; then
-	useradd -r -M -s /usr/sbin/nologin "$SLURM_TEST_USER" ||
-		slurm_env_die "cannot create the test user $SLURM_TEST_USER"
-fi
+# slurm_env_user NAME: create NAME if missing (home $SLURM_TOP/home/NAME,
+# made 0700, when created here).
+slurm_env_user() {
+	local i
+	id "$1" >/dev/null 2>&1 && return 0
+	mkdir -p "$SLURM_TOP/home"
+	chmod 0755 "$SLURM_TOP/home"
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		useradd -r -M -d "$SLURM_TOP/home/$1" -s /usr/sbin/nologin "$1" 2>/dev/null && break
+		sleep 0.3 # /etc/passwd locked by another useradd
+	done
+	id "$1" >/dev/null 2>&1 || slurm_env_die "cannot create the test user $1"
+	_slurm_env_users_made="$_slurm_env_users_made $1"
+	mkdir -p "$SLURM_TOP/home/$1" && chown "$1:$(id -gn "$1")" "$SLURM_TOP/home/$1" &&
+		chmod 0700 "$SLURM_TOP/home/$1" || slurm_env_die "cannot make the home of $1"
+}
+slurm_env_user "$SLURM_TEST_USER"
 chown "$SLURM_TEST_USER" "$SLURM_TOP/jobs"
 
 # slurm_env_creds KEY SECRET: the test user's ~/.aws/credentials, 0600,
@@ -301,11 +338,7 @@ slurm_env_creds() {
 }
 
 if [ -n "${SLURM_ENV_BBCACHE:-}" ]; then
-	SLURM_TEST_USER2=${SLURM_TEST_USER2:-bbtest2}
-	if ! id "$SLURM_TEST_USER2" >/dev/null 2>&1; then
-		useradd -r -M -s /usr/sbin/nologin "$SLURM_TEST_USER2" ||
-			slurm_env_die "cannot create the second test user $SLURM_TEST_USER2"
-	fi
+	slurm_env_user "$SLURM_TEST_USER2"
 	export SLURM_TEST_USER2
 	if [ -n "${SLURM_ENV_S3_KEY:-}" ] && [ -n "${SLURM_ENV_S3_SECRET:-}" ]; then
 		slurm_env_creds "$SLURM_ENV_S3_KEY" "$SLURM_ENV_S3_SECRET"
@@ -333,4 +366,4 @@ until sinfo -h -o '%T' 2>/dev/null | grep -qx idle; do
 	fi
 	sleep 0.1
 done
-unset _i _p _port _nodeline _bd
+unset _i _p _port _nodeline _bd _n

@@ -1,9 +1,10 @@
 #!/bin/bash
-# #BB directives on a real one-node Slurm (tests/slurm/slurm-env.sh): a job
-# with a valid `#BB stage_in` line is accepted and runs to completion; jobs
-# with bad directives are refused by sbatch with a message naming the problem
+# #BB directives on a real one-node Slurm (tests/slurm/slurm-env.sh with the
+# full bbcache setup, every path under its private directory): a job with a
+# valid `#BB stage_in` line is accepted by sbatch; jobs with bad directives
+# are refused by sbatch with a message naming the problem
 # (plugin/burst_buffer.lua's job_process -> `bbcache check-script`).
-# Root, and slurm-wlm + munge installed; not part of `make check` (yet).
+# Staging itself: test_slurm_job.sh.  Root, Slurm and munge installed.
 #
 #   tests/slurm/test_slurm_bb.sh BUILD_DIR      (BUILD_DIR/agent/bbcache)
 set -u
@@ -11,6 +12,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 b=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 export BBCACHE_BIN=$b/agent/bbcache
 [ -x "$BBCACHE_BIN" ] || { echo "no $BBCACHE_BIN: build first" >&2; exit 1; }
+# The full setup (state_dir and nvme_root under $SLURM_TOP); an S3 endpoint
+# that refuses connections (the discard port): nothing here touches a network.
+SLURM_ENV_BBCACHE=$b
+SLURM_ENV_S3_ENDPOINT=http://127.0.0.1:9
 
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 t0=$(date +%s.%N)
@@ -51,7 +56,8 @@ wait_done() {
 	echo "${st:-UNKNOWN} (after 30 s)"
 }
 
-# 1-2: a job without #BB (the cluster works), then a valid #BB job.
+# 1-2: a job without #BB (the cluster works), then a valid #BB job is
+# accepted (its data_in fails: no such origin here; it is cancelled).
 submit plain 'echo plain-job-ran'
 if [ $rc = 0 ] && [ "$(wait_done "$out")" = COMPLETED ] && grep -q plain-job-ran "$J/plain.out"; then
 	ok "a plain job runs"
@@ -63,16 +69,13 @@ submit valid \
 	'#BB stage_in source=s3://datasets/imgs/ destination=$BB_JOB_DIR/data type=directory mode=async' \
 	'#BB cache shm=1GiB' \
 	'echo bb-job-ran'
-if [ $rc = 0 ]; then
-	st=$(wait_done "$out")
-	bbline=$(scontrol -o show job "$out" | grep -o 'BurstBuffer=[^ ]*' | head -c 200)
-	if [ "$st" = COMPLETED ] && grep -q bb-job-ran "$J/valid.out"; then
-		ok "a valid #BB stage_in job is accepted and completes ($bbline)"
-	else
-		notok "a valid #BB stage_in job is accepted and completes" "state $st; $(cat "$J/valid.out" 2>&1)"
-	fi
+if [ $rc = 0 ] && [ -n "$out" ] && [ -z "${out//[0-9]/}" ]; then
+	bbline=$(scontrol -o show job "$out" | grep -o 'BurstBuffer=.*' | cut -c1-120)
+	ok "a valid #BB stage_in job is accepted ($bbline)"
+	timeout 10 scancel "$out"
+	wait_done "$out" >/dev/null
 else
-	notok "a valid #BB stage_in job is accepted" "$out"
+	notok "a valid #BB stage_in job is accepted" "rc=$rc: $out"
 fi
 
 # 3-: each bad directive refused at submit time, the message naming it.
