@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it (.ci/run) and as the README's second
 # command runs it: a -Werror build and `make check`, the same unit tests
 # under ASan+UBSan, the libFuzzer targets for a bounded time, `make
-# distcheck`, and a check that nothing was left in /dev/shm.
+# distcheck`, the Slurm integration tests (tests/slurm/, as root), and a
+# check that nothing was left in /dev/shm.
 #
 #   tests/run-all.sh            # BBCACHE_FUZZ_SECONDS (default 60) per target
 #
@@ -57,6 +58,26 @@ BUILD_DIR="$top/_build/ci" sh tests/fuzz/run-fuzz.sh "$fuzz_seconds" || failed="
 step "make distcheck"
 (cd "$top/_build/ci" && BBCACHE_BIG_FILE=256M make -j"$jobs" distcheck >distcheck.out 2>&1 && tail -n 4 distcheck.out) ||
 	{ tail -n 80 "$top/_build/ci/distcheck.out"; failed="$failed distcheck"; }
+
+# The Slurm integration (tests/slurm/): a private one-node Slurm on 127.0.0.1
+# with the ci build's bbcache, burst_buffer.lua and SPANK plugin; #BB jobs
+# staging from s3rver and nginx. Root only (munged, slurmctld, slurmd, test
+# users); about a minute.
+for t in test_slurm_bb.sh test_slurm_job.sh; do
+	step "slurm: tests/slurm/$t"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "run-all: tests/slurm/$t needs root (it starts munged, slurmctld and slurmd)" >&2
+		failed="$failed slurm:$t"
+		continue
+	fi
+	if timeout 900 bash tests/slurm/$t "$top/_build/ci" >"$top/_build/ci/$t.log" 2>&1; then
+		grep -E '^(not ok|# .* s$|1\.\.)' "$top/_build/ci/$t.log" || true
+		tail -n 1 "$top/_build/ci/$t.log"
+	else
+		cat "$top/_build/ci/$t.log"
+		failed="$failed slurm:$t"
+	fi
+done
 
 step "nothing left in /dev/shm"
 left=$(ls /dev/shm | grep -c '^bbcache\.' || true)

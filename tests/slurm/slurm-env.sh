@@ -243,13 +243,13 @@ $_nodeline NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=$SLURM_NODE Default=YES MaxTime=INFINITE State=UP
 EOF
 
-cat >"$SLURM_TOP/etc/burst_buffer.conf" <<EOF
-Directive=BB
-Flags=TeardownFailure
-StageInTimeout=600
-StageOutTimeout=600
-OtherTimeout=300
-EOF
+# burst_buffer.conf: the example admins get (contrib/slurm/), when there.
+if [ -r "$_slurm_env_here/../../contrib/slurm/burst_buffer.conf.example" ]; then
+	cp "$_slurm_env_here/../../contrib/slurm/burst_buffer.conf.example" "$SLURM_TOP/etc/burst_buffer.conf"
+else
+	printf '%s\n' Directive=BB Flags=TeardownFailure StageInTimeout=600 StageOutTimeout=600 \
+		OtherTimeout=300 >"$SLURM_TOP/etc/burst_buffer.conf"
+fi
 
 # The bbcache configuration (SLURM_ENV_BBCACHE): NVMe root and controller
 # state under $SLURM_TOP, the test's S3 endpoint and allowed origins.

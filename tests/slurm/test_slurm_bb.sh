@@ -103,6 +103,21 @@ refused bad-size 'shm=lots: bad size' \
 refused bad-mode 'mode=soon: expected async or wait' \
 	'#BB stage_in source=s3://datasets/x/ destination=$BB_JOB_DIR/x type=directory mode=soon'
 
+# The example bbcache.conf admins get (contrib/slurm/) parses, and its
+# allowed_origins and limits are applied.
+ex=$here/../../contrib/slurm/bbcache.conf.example
+printf '%s\n' '#!/bin/sh' '#BB stage_in source=s3://datasets/x/ destination=$BB_JOB_DIR/x type=directory' \
+	'#BB cache shm=8GiB' >"$J/ex-ok.sh"
+printf '%s\n' '#!/bin/sh' '#BB stage_in source=s3://elsewhere/x/ destination=$BB_JOB_DIR/x type=directory' >"$J/ex-bad.sh"
+if exo=$("$BBCACHE_BIN" check-script --conf "$ex" --job-id 1 --user nobody "$J/ex-ok.sh" 2>&1) &&
+	exb=$("$BBCACHE_BIN" check-script --conf "$ex" --job-id 1 --user nobody "$J/ex-bad.sh" 2>&1; echo "rc=$?") &&
+	printf '%s' "$exb" | grep -q 'allowed_origins' && ! printf '%s' "$exb" | grep -q 'rc=0$'; then
+	ok "contrib/slurm/bbcache.conf.example parses and restricts origins"
+else
+	notok "contrib/slurm/bbcache.conf.example parses and restricts origins" "$exo
+$exb"
+fi
+
 if [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
 	notok "no job left in the queue" "$(squeue 2>&1)"
 else
