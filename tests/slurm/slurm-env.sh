@@ -220,7 +220,10 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
+# No slurmdbd (so no sacct); the job completion records, what sacct would
+# show of a job, go to a text file the tests can look at.
+JobCompType=jobcomp/filetxt
+JobCompLoc=$SLURM_TOP/log/jobcomp.txt
 SwitchType=switch/none
 MpiDefault=none
 SelectType=select/cons_tres

@@ -620,6 +620,9 @@ check "control: the job records were captured ($(grep -c '^JobId=' "$T/records.t
 	grep -q "^JobId=${A:-none}" "$T/records.txt"
 check "the secret is not in scontrol show job -d / show bbstat / show burst / squeue" \
 	sh -c "! grep -qF '$secret' '$T/records.txt'"
+jc=$SLURM_TOP/log/jobcomp.txt
+check "control: the job completion records (jobcomp/filetxt) hold job A" grep -q "JobId=${A:-none} " "$jc"
+check "the secret is not in the job completion records" sh -c "! grep -qF '$secret' '$jc'"
 sacct_out=$(timeout 10 sacct -a -X -j "$(echo $ALLJOBS | tr ' ' ',')" -o JobID,JobName,State,Comment%200,SystemComment%200 2>&1)
 if printf '%s' "$sacct_out" | grep -qi 'accounting storage is disabled\|not running a supported accounting_storage'; then
 	echo "# sacct: accounting storage is disabled on this test cluster (no slurmdbd): nothing to look at"
