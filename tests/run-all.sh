@@ -70,7 +70,8 @@ for t in test_slurm_bb.sh test_slurm_job.sh; do
 		failed="$failed slurm:$t"
 		continue
 	fi
-	if timeout 900 bash tests/slurm/$t "$top/_build/ci" >"$top/_build/ci/$t.log" 2>&1; then
+	mkdir -p "$top/_build/ci"
+	if timeout 600 bash "$top/tests/slurm/$t" "$top/_build/ci" >"$top/_build/ci/$t.log" 2>&1; then
 		grep -E '^(not ok|# .* s$|1\.\.)' "$top/_build/ci/$t.log" || true
 		tail -n 1 "$top/_build/ci/$t.log"
 	else

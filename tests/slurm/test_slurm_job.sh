@@ -61,7 +61,15 @@ EOF
 BB_S3RVER_JS=$T/s3rver-wrap.js bb_start_s3rver "$T/s3" >/dev/null
 # bb_start_s3rver exports the default keys; nothing here uses them.
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-s3() { AWS_ACCESS_KEY_ID=$key AWS_SECRET_ACCESS_KEY=$secret bb_s3 "$@"; }
+# s3 ARGS...: bb_s3 with this run's key pair, at most 2 minutes.
+s3() {
+	bb__aws_config
+	timeout 120 env -u AWS_PROFILE -u AWS_CA_BUNDLE -u AWS_ENDPOINT_URL \
+		AWS_CONFIG_FILE="$BB_TMP/aws-config" AWS_SHARED_CREDENTIALS_FILE="$BB_TMP/aws-credentials" \
+		AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" AWS_REGION=us-east-1 \
+		AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_PAGER= \
+		"$BB_AWS" --endpoint-url "$S3_ENDPOINT" "$@"
+}
 
 echo "# datasets"
 bb_make_dataset "$T/src/set" 40 0-300K 1
@@ -117,8 +125,8 @@ my_procs() {
 		root) grep -q '^slurmstepd' "/proc/$p/comm" 2>/dev/null || continue ;;
 		*) continue ;;
 		esac
-		if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qxF "SLURM_CONF=$SLURM_CONF" ||
-			tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$SLURM_TOP"; then
+		if tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qxF "SLURM_CONF=$SLURM_CONF" ||
+			tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF "$SLURM_TOP"; then
 			echo "$p"
 		fi
 	done
@@ -126,7 +134,7 @@ my_procs() {
 ps_of() { # PIDS...: one line each
 	local p
 	for p in "$@"; do
-		echo "pid $p ($(stat -c %U "/proc/$p" 2>/dev/null)): $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-200)"
+		echo "pid $p ($(stat -c %U "/proc/$p" 2>/dev/null)): $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-200)"
 	done
 }
 
@@ -381,7 +389,7 @@ if [ -z "$jid" ]; then
 	bad "A: sbatch accepts the job: rc=$rc: $out"
 else
 	A=$jid
-	stA=$(wait_done "$A" 120)
+	stA=$(wait_done "$A" 90)
 	snap_job "$A" A
 	eq "A: the job completes" "$stA" COMPLETED
 	[ "$stA" = COMPLETED ] || show_job_failure A "$A"
@@ -433,7 +441,7 @@ else
 	fi
 	eq "A: stage_out: model.bin is the staged blob's bytes" \
 		"$(sha256sum <"$T/runsA/model.bin" 2>/dev/null | cut -d' ' -f1)" "$(sha256sum <"$T/www/blob.bin" | cut -d' ' -f1)"
-	if gone_within 30 "$A"; then
+	if gone_within 20 "$A"; then
 		ok "A: after the job nothing is left (NVMe dir, /dev/shm, agent, controller state)"
 	else
 		bad "A: after the job nothing is left:$left"
@@ -456,7 +464,7 @@ if [ -z "$jid" ]; then
 	bad "B: sbatch accepts the job: rc=$rc: $out"
 else
 	B=$jid
-	stB=$(wait_done "$B" 120)
+	stB=$(wait_done "$B" 90)
 	snap_job "$B" B
 	eq "B: the job completes" "$stB" COMPLETED
 	[ "$stB" = COMPLETED ] || show_job_failure B "$B"
@@ -483,7 +491,7 @@ else
 	fi
 	check "B: the agent served reads before staging ended (misses_served $(jget "$J/B.status1.json" 'j["misses_served"]'))" \
 		test "$(jget "$J/B.status1.json" 'j["misses_served"]')" -gt 0 2>/dev/null
-	if gone_within 30 "$B"; then
+	if gone_within 20 "$B"; then
 		ok "B: after the job nothing is left"
 	else
 		bad "B: after the job nothing is left:$left"
@@ -519,7 +527,7 @@ else
 	fi
 	check "C: the job never ran" sh -c "! grep -q must-not-run '$J/C.out' 2>/dev/null"
 	timeout 10 scancel "$C"
-	if gone_within 30 "$C"; then
+	if gone_within 20 "$C"; then
 		ok "C: scancel of the held job leaves nothing behind"
 	else
 		bad "C: scancel of the held job leaves nothing behind:$left"
@@ -595,10 +603,10 @@ else
 	fi
 	timeout 10 scancel "$D"
 	t_cancel=$(now)
-	if gone_within 40 "$D"; then
+	if gone_within 30 "$D"; then
 		ok "D: scancel during staging leaves nothing behind (after $(secs "$t_cancel" "$(now)") s)"
 	else
-		bad "D: scancel during staging leaves nothing behind (after 40 s):$left"
+		bad "D: scancel during staging leaves nothing behind (after 30 s):$left"
 		show_job_failure D "$D"
 	fi
 	stD=$(wait_done "$D" 10)
