@@ -1,5 +1,6 @@
 # A private one-node Slurm (munged + slurmctld + slurmd on 127.0.0.1) for the
-# Slurm integration tests.  Source it from a bash script run as root:
+# Slurm integration tests.  Source it from a bash or POSIX sh script (sh:
+# set $top to the source tree first) run as root:
 #
 #   BBCACHE_BIN=/path/to/bbcache . tests/slurm/slurm-env.sh
 #
@@ -57,7 +58,17 @@ done
 	ls /usr/lib/*/slurm*/burst_buffer_lua.so >/dev/null 2>&1 ||
 	echo "slurm-env: warning: burst_buffer_lua.so not found; #BB jobs will fail" >&2
 
-_slurm_env_here=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)
+# Where this file is: bash knows; a POSIX sh (dash) caller sets $top (the
+# source tree) or SLURM_ENV_DIR.
+if [ -n "${SLURM_ENV_DIR:-}" ]; then
+	_slurm_env_here=$SLURM_ENV_DIR
+elif [ -n "${BASH_VERSION:-}" ]; then
+	eval '_slurm_env_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)'
+elif [ -n "${top:-}" ] && [ -f "$top/tests/slurm/slurm-env.sh" ]; then
+	_slurm_env_here=$top/tests/slurm
+else
+	_slurm_env_here=$(cd "$(dirname "$0")" && pwd)
+fi
 SLURM_BB_LUA=${SLURM_BB_LUA:-$_slurm_env_here/../../plugin/burst_buffer.lua}
 [ -r "$SLURM_BB_LUA" ] || slurm_env_die "no burst_buffer.lua at $SLURM_BB_LUA"
 SLURM_BB_LUA=$(cd "$(dirname "$SLURM_BB_LUA")" && pwd)/$(basename "$SLURM_BB_LUA")
