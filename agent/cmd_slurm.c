@@ -890,11 +890,24 @@ static int cmd_wait(struct sopts *o)
 		w->count = bb_manifest_count(w->m);
 		nds++;
 	}
+	double t0 = now_s(), last = t0, seen = 0;
+	/* Every job with stage_in lines waits for its agent to serve (a read
+	 * before that finds no socket): mode=async jobs only for that. */
+	while (p.spec.n_stage_in && agent_json(jd, json, sizeof(json))) {
+		if (now_s() - t0 > 60) {
+			fprintf(stderr, "bbcache: job %s: no agent serves %s after 60 s: see %s/agents.out\n",
+				o->job, jd, dir);
+			goto out;
+		}
+		usleep(20000);
+	}
+	seen = now_s();
 	if (!nds) {
+		if (p.spec.n_stage_in)
+			printf("bbcache: job %s: the agent serves %s (%.2f s)\n", o->job, jd, seen - t0);
 		rc = 0;
 		goto out;
 	}
-	double t0 = now_s(), last = t0, seen = 0;
 	int done_seen = 0; /* the agent said complete: one more scan, then judge */
 	for (;;) {
 		uint64_t left = 0, left_bytes = 0, total = 0;

@@ -8,7 +8,8 @@
 # straight from S3, for comparison.  Prints what was staged, the per-tier hit
 # rates, the epoch times of both, and PASS (every byte read equals the
 # origin's, the checkpoint landed in S3, nothing left running or behind) or
-# FAIL.  Root (it starts Slurm); the job runs as the test user bbtest.
+# FAIL.  Root (it starts Slurm); the job runs as a test user that
+# slurm-env.sh creates for the run (and removes).
 #
 #   contrib/demo-job.sh BUILD_DIR
 set -eu
@@ -51,8 +52,11 @@ bb_s3 s3 sync --only-show-errors "$tmp/imgs" s3://datasets/imgs/
 (cd "$tmp/imgs" && find . -type f | sort | xargs sha256sum) >"$tmp/origin.sum"
 
 echo "demo: a one-node Slurm with burst_buffer/lua and bbcache's SPANK plugin"
-export SLURM_ENV_BBCACHE=$b SLURM_ENV_S3_ENDPOINT=$S3_ENDPOINT
-export SLURM_ENV_S3_KEY=$AWS_ACCESS_KEY_ID SLURM_ENV_S3_SECRET=$AWS_SECRET_ACCESS_KEY
+# The S3 keys go into the test user's ~/.aws/credentials only: not exported,
+# so that no daemon started below has them in its environment.
+SLURM_ENV_BBCACHE=$b SLURM_ENV_S3_ENDPOINT=$S3_ENDPOINT
+SLURM_ENV_S3_KEY=$AWS_ACCESS_KEY_ID SLURM_ENV_S3_SECRET=$AWS_SECRET_ACCESS_KEY
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 . "$top/tests/slurm/slurm-env.sh"
 trap cleanup EXIT
 J=$SLURM_TOP/jobs
@@ -81,8 +85,7 @@ chmod 0644 "$J/main.sh"
 echo "demo: sbatch (as $SLURM_TEST_USER):"
 grep '^#BB' "$J/main.sh" | sed 's/^/demo:   /'
 t0=$(date +%s.%N)
-id=$(cd "$J" && env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY \
-	runuser -u "$SLURM_TEST_USER" -- env SLURM_CONF="$SLURM_CONF" sbatch --parsable "$J/main.sh") ||
+id=$(cd "$J" && runuser -u "$SLURM_TEST_USER" -- env SLURM_CONF="$SLURM_CONF" sbatch --parsable "$J/main.sh") ||
 	fail "sbatch refused the job"
 st=
 for _ in $(seq 1 1800); do

@@ -433,7 +433,9 @@ bb_stop_all() {
 			kill -KILL $_bb_left 2>/dev/null
 		fi
 		for _bb_p in $BB_PIDS; do
-			wait "$_bb_p" 2>/dev/null
+			# || true: under set -e, the status of a killed child must
+			# not end the clean-up half-way.
+			wait "$_bb_p" 2>/dev/null || true
 		done
 	fi
 	BB_PIDS=""

@@ -102,6 +102,20 @@ if [ -n "${SLURM_ENV_BBCACHE:-}" ]; then
 	[ -n "${SLURM_TEST_USER2:-}" ] || SLURM_TEST_USER2=bbu$_n
 fi
 SLURM_TEST_USER=${SLURM_TEST_USER:-bbtest}
+# The programs the job's user runs (bbcache, bbcached, the interposer) are
+# copied where that user can reach them: the build tree may be under a
+# directory only root can enter (/root/...).
+if [ -n "${SLURM_ENV_BBCACHE:-}" ]; then
+	mkdir -p "$SLURM_TOP/bin"
+	cp "$BBCACHE_BIN" "$SLURM_TOP/bin/bbcache" &&
+		cp "$(dirname "$BBCACHE_BIN")/bbcached" "$SLURM_TOP/bin/bbcached" &&
+		cp "$BBCACHE_PRELOAD" "$SLURM_TOP/bin/libbbcache_preload.so" ||
+		slurm_env_die "cannot copy the bbcache programs into $SLURM_TOP/bin"
+	chmod 0755 "$SLURM_TOP/bin" "$SLURM_TOP/bin"/*
+	BBCACHE_BIN=$SLURM_TOP/bin/bbcache
+	BBCACHE_PRELOAD=$SLURM_TOP/bin/libbbcache_preload.so
+	export BBCACHE_BIN BBCACHE_PRELOAD
+fi
 export SLURM_TOP SLURM_TEST_USER SLURM_NODE
 export SLURM_CONF=$SLURM_TOP/etc/slurm.conf
 # munged refuses a socket directory without o+x, and the test user's sbatch
