@@ -376,6 +376,9 @@ echo "# A: mode=wait: an S3 directory, an HTTP file, a slow HTTP file; stage_out
 	cat <<'EOF'
 cat "$BB_JOB_DIR/blob.bin" | sha256sum >$o.blob.sum
 sha256sum <"$BB_JOB_DIR/slow.bin" >$o.slow.sum
+# mpirun ranks: task_init saw only the batch task; they inherit the
+# environment and read through the interposer.
+timeout 60 mpirun --oversubscribe -np 2 sh -c 'echo "rank $OMPI_COMM_WORLD_RANK dir=$BB_JOB_DIR preload=$LD_PRELOAD $(sha256sum <$BB_JOB_DIR/blob.bin | cut -d" " -f1) maps=$(grep -c libbbcache_preload /proc/self/maps)"' >$o.mpi 2>&1
 mkdir -p "$BB_JOB_DIR/ckpt/sub"
 cp "$BB_JOB_DIR/blob.bin" "$BB_JOB_DIR/ckpt/model.bin"
 head -c 3000000 /dev/urandom >"$BB_JOB_DIR/ckpt/sub/rand.bin"
@@ -419,6 +422,15 @@ else
 		"$(sha256sum <"$T/www/blob.bin" | cut -d' ' -f1)"
 	eq "A: the slow HTTP file (sha256sum <)" "$(cut -d' ' -f1 "$J/A.slow.sum" 2>/dev/null)" \
 		"$(sha256sum <"$T/www/slow/slowfile.bin" | cut -d' ' -f1)"
+	blob_sum=$(sha256sum <"$T/www/blob.bin" | cut -d' ' -f1)
+	want_mpi="dir=$BBCACHE_NVME/job.$A preload=$BBCACHE_PRELOAD $blob_sum maps="
+	if [ "$(grep -F -- "$want_mpi" "$J/A.mpi" 2>/dev/null | grep -c 'maps=[1-9]')" = 2 ] &&
+		grep -q '^rank 0 ' "$J/A.mpi" && grep -q '^rank 1 ' "$J/A.mpi"; then
+		ok "A: both mpirun ranks have BB_JOB_DIR and the interposer, and read the blob's bytes"
+	else
+		bad "A: both mpirun ranks have BB_JOB_DIR and the interposer, and read the blob's bytes (want '$want_mpi'):"
+		sed 's/^/#   /' "$J/A.mpi" 2>/dev/null | tail -n 10
+	fi
 	if grep -q DATALOADER-OK "$J/A.set.dl" 2>/dev/null; then
 		ok "A: the PyTorch DataLoader reads the origin's bytes: $(grep '^dataloader:' "$J/A.set.dl")"
 	else
