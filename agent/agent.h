@@ -5,8 +5,9 @@
  * Threads: the main thread accepts connections and handles signals; one
  * prefetch thread stages the manifests in order; one thread per client
  * connection serves its requests (a miss fetches from the origin in that
- * thread, on an engine of its own, so one slow origin does not hold up
- * others' hits).  Shared state is in struct agent, under agent.lock unless
+ * thread, on an engine from a pool of warm ones, so one slow origin does
+ * not hold up others' hits; once the reader has its bytes, a new thread
+ * takes over the connection and this one finishes the block).  Shared state is in struct agent, under agent.lock unless
  * a field says otherwise.
  */
 #ifndef BB_AGENT_AGENT_H
@@ -84,6 +85,9 @@ struct agent {
 	atomic_uint_fast64_t n_shm, n_nvme, n_origin, n_disk, n_fetch_err, n_nowait;
 	atomic_uint_fast64_t n_inline; /* READs answered with their bytes while the block came */
 	atomic_uint_fast64_t bytes_origin;
+	atomic_int n_waiting;   /* readers waiting for an origin block's first bytes
+				 * (serve.c): the prefetch moves nothing meanwhile */
+	atomic_uint_fast64_t n_held; /* times background work held still for them */
 	atomic_int stopping;
 	atomic_int n_conns;
 	int wake[2];            /* a byte here wakes the main loop: stop */
@@ -97,6 +101,12 @@ void agent_prioritize(struct agent *a, uint32_t d, uint32_t e);
 /* Block until entry e of dataset d is whole and verified on NVMe (staging it
  * in the calling thread when nobody does); BB_OK or the failure's rc. */
 int agent_ensure_file(struct agent *a, uint32_t d, uint32_t e);
+/* Background work (the prefetch, the rest of a block whose reader has its
+ * bytes) calls this between pieces of data: while a reader waits for the
+ * first bytes of an origin block (n_waiting), it sleeps (at most 20 ms), so
+ * the CPUs and the origin serve the miss first.  On 2 CPUs the prefetch's
+ * transfers otherwise delay the miss's reply by milliseconds. */
+void agent_yield(struct agent *a);
 void agent_error(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The STATUS text (JSON or human) into buf; its length. */
 size_t agent_status(struct agent *a, int json, char *buf, size_t cap);

@@ -149,6 +149,28 @@ static int hook_stop(void *arg)
 	return atomic_load(&r->a->stopping);
 }
 
+/* How long background work holds still for waiting readers at most: a
+ * reader of a slow origin must not stop it for good. */
+#define YIELD_MAX_US 20000
+#define YIELD_STEP_US 200
+
+void agent_yield(struct agent *a)
+{
+	struct timespec d = {0, YIELD_STEP_US * 1000L};
+	int us = 0;
+
+	for (; us < YIELD_MAX_US && atomic_load(&a->n_waiting) > 0 && !atomic_load(&a->stopping);
+	     us += YIELD_STEP_US)
+		nanosleep(&d, NULL);
+	if (us)
+		atomic_fetch_add(&a->n_held, 1);
+}
+
+static void hook_hold(void *arg)
+{
+	agent_yield(((struct run_ctx *)arg)->a);
+}
+
 static int stage(struct agent *a, uint32_t d, int64_t only)
 {
 	struct run_ctx ctx = {a, d};
@@ -166,6 +188,7 @@ static int stage(struct agent *a, uint32_t d, int64_t only)
 	x.next = only >= 0 ? NULL : hook_next;
 	x.done = hook_done;
 	x.stop = hook_stop;
+	x.hold = only >= 0 ? NULL : hook_hold; /* a reader's own stage-in does not wait for others */
 	x.arg = &ctx;
 	rc = bb_stage_in_manifest(&a->so, &x, &s, err, sizeof(err));
 	/* Per-file failures were reported by hook_done; this is the rest
@@ -325,7 +348,7 @@ size_t agent_status(struct agent *a, int json, char *buf, size_t cap)
 			     "\"seconds\":%.3f,\"throughput_bps\":%.0f,\"files_failed\":%llu,"
 			     "\"shm_hits\":%llu,\"shm_misses\":%llu,\"shm_hit_rate\":%.4f,\"fetch\":{\"shm\":%llu,\"nvme\":%llu,"
 			     "\"origin\":%llu,\"disk\":%llu,\"errors\":%llu,\"readahead\":%llu,"
-			     "\"early_replies\":%llu},"
+			     "\"early_replies\":%llu,\"held\":%llu},"
 			     "\"misses_served\":%llu,\"origin_bytes\":%llu,\"evictions\":%llu,"
 			     "\"shm_bytes_used\":%llu,\"shm_bytes_total\":%llu,\"clients\":%u,"
 			     "\"connections\":%d,\"errors\":%llu,\"first_error\":\"%s\"}",
@@ -340,6 +363,7 @@ size_t agent_status(struct agent *a, int json, char *buf, size_t cap)
 			     (unsigned long long)ferr,
 			     (unsigned long long)atomic_load(&a->n_nowait),
 			     (unsigned long long)atomic_load(&a->n_inline),
+			     (unsigned long long)atomic_load(&a->n_held),
 			     (unsigned long long)(nvme + orig + disk),
 			     (unsigned long long)atomic_load(&a->bytes_origin),
 			     (unsigned long long)st.evictions, (unsigned long long)st.bytes_used,
@@ -351,7 +375,7 @@ size_t agent_status(struct agent *a, int json, char *buf, size_t cap)
 			     "job %llu, %s (pid %d), mode %s: %s\n"
 			     "  staged    %llu of %llu file(s), %s of %s (%.1f%%), %s/s over %.1f s\n"
 			     "  fetches   %llu served: shm %llu, nvme %llu, origin %llu, disk %llu; "
-			     "%llu error(s), %llu readahead, %llu early\n"
+			     "%llu error(s), %llu readahead, %llu early, %llu held\n"
 			     "  shm       %llu hit(s), %llu miss(es) (%.1f%% hits), %llu eviction(s), %s of %s used, "
 			     "%u client(s)\n"
 			     "  errors    %llu (%llu file(s) failed)%s%s\n",
@@ -365,6 +389,7 @@ size_t agent_status(struct agent *a, int json, char *buf, size_t cap)
 			     (unsigned long long)disk, (unsigned long long)ferr,
 			     (unsigned long long)atomic_load(&a->n_nowait),
 			     (unsigned long long)atomic_load(&a->n_inline),
+			     (unsigned long long)atomic_load(&a->n_held),
 			     (unsigned long long)st.hits, (unsigned long long)st.misses,
 			     st.hits + st.misses ? 100.0 * (double)st.hits / (double)(st.hits + st.misses)
 						 : 0.0,

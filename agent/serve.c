@@ -14,10 +14,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,11 +35,58 @@
  * than the engine takes to give up on an origin (its retries are bounded). */
 #define FILL_WAIT_MS (300 * 1000)
 
-struct conn {
+/* One client connection.  One thread serves its requests, one at a time;
+ * while a thread finishes a block whose reader already has its bytes (an
+ * early READ reply), a spare one waits in recv, so the client's next
+ * request is not held up by that block, nor by making or waking a thread. */
+struct link {
 	int fd;
-	struct bb_engine *eng; /* this thread's, for on-demand GETs; made at the first miss */
-	unsigned char *in, *out;
+	pthread_mutex_t lock;
+	int threads; /* serving fd, lock */
+	int idle;    /* of them, waiting for a request (or about to), lock */
+	int misses;  /* origin misses served: a client that missed will again, lock */
 };
+
+#define LINK_THREADS 4 /* at most, per connection */
+
+/* One thread serving a link. */
+struct conn {
+	struct link *l;
+	int fd;
+	unsigned char *in, *out;
+	int background; /* it finishes a block nobody waits for: nice 10, then it leaves */
+};
+
+/* Engines idle between misses, their connections to the origins still
+ * open: a miss takes the one used last (no new TCP or TLS handshake before
+ * its GET), whichever client it comes from, and gives it back when its
+ * block is in.  A new process's first miss then costs what a running
+ * client's does. */
+#define ENGINE_POOL 8
+static pthread_mutex_t g_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct bb_engine *g_pool[ENGINE_POOL]; /* g_pool_lock */
+static int g_n_pool;                          /* g_pool_lock */
+
+static int engine_get(struct bb_engine **eng)
+{
+	*eng = NULL;
+	pthread_mutex_lock(&g_pool_lock);
+	if (g_n_pool)
+		*eng = g_pool[--g_n_pool];
+	pthread_mutex_unlock(&g_pool_lock);
+	return *eng ? BB_OK : bb_stage_engine_new(&g_agent.so, 4, eng);
+}
+
+static void engine_put(struct bb_engine *eng)
+{
+	pthread_mutex_lock(&g_pool_lock);
+	if (g_n_pool < ENGINE_POOL) {
+		g_pool[g_n_pool++] = eng;
+		eng = NULL;
+	}
+	pthread_mutex_unlock(&g_pool_lock);
+	bb_engine_free(eng);
+}
 
 /* A READ waiting for its bytes while the block arrives (time to first
  * byte: the reader gets its range as soon as it is here, not the block). */
@@ -46,6 +95,7 @@ struct early {
 	const struct bbp_msg *q; /* the READ */
 	uint32_t end;            /* want [q->off, end) of the block */
 	int replied;
+	int waiting;             /* counted in agent.n_waiting */
 };
 
 struct block_dst {
@@ -59,6 +109,8 @@ struct block_dst {
 };
 
 static void reply(struct conn *c, struct bbp_msg *m);
+static void link_spare(struct link *l);
+static void park_fill(void);
 
 static void early_reply(struct block_dst *b)
 {
@@ -73,6 +125,25 @@ static void early_reply(struct block_dst *b)
 	m.text_len = e->end - (uint32_t)e->q->off;
 	reply(e->c, &m);
 	e->replied = 1;
+	atomic_fetch_add(&g_agent.n_inline, 1);
+	if (e->waiting) {
+		atomic_fetch_sub(&g_agent.n_waiting, 1);
+		e->waiting = 0;
+	}
+	/* The rest of the block goes on arriving in this thread, as background
+	 * work (like the prefetch's), while a spare serves the client.  Threads
+	 * are made here, where nobody waits for this one (and before it lowers
+	 * its priority, which they would inherit). */
+	struct link *l = e->c->l;
+	link_spare(l);
+	park_fill();
+	pthread_mutex_lock(&l->lock);
+	int spare = l->idle > 0;
+	pthread_mutex_unlock(&l->lock);
+	/* An unprivileged thread cannot raise its priority back: it leaves
+	 * after this block, so only with a spare to take over. */
+	if (spare && setpriority(PRIO_PROCESS, (id_t)gettid(), 10) == 0)
+		e->c->background = 1;
 }
 
 static int block_data(void *arg, const void *buf, size_t n, uint64_t off)
@@ -86,6 +157,8 @@ static int block_data(void *arg, const void *buf, size_t n, uint64_t off)
 		b->got += (uint32_t)n;
 	if (b->early && !b->early->replied && b->got >= b->early->end)
 		early_reply(b);
+	else if (b->early && b->early->replied)
+		agent_yield(&g_agent); /* nobody waits for the rest of this block yet */
 	return BB_OK;
 }
 
@@ -144,27 +217,25 @@ static int posix_block(const struct dataset *ds, const struct bb_mentry *e, uint
 	return rc;
 }
 
-static int origin_block(struct conn *c, const struct dataset *ds, const struct bb_mentry *e,
-			uint64_t off, uint32_t len, void *dst, struct early *early, char *err,
-			size_t errlen)
+static int origin_block(const struct dataset *ds, const struct bb_mentry *e, uint64_t off,
+			uint32_t len, void *dst, struct early *early, char *err, size_t errlen)
 {
 	struct agent *a = &g_agent;
 	char url[8192];
 	struct bb_xfer_req r;
+	struct bb_engine *eng;
 	int rc;
 
 	if (ds->org.url.scheme == BB_SCHEME_FILE)
 		return posix_block(ds, e, off, len, dst, err, errlen);
-	if (!c->eng) {
-		rc = bb_stage_engine_new(&a->so, 4, &c->eng);
-		if (rc != BB_OK) {
-			snprintf(err, errlen, "cannot start a transfer engine");
-			return rc;
-		}
-	}
 	rc = bb_origin_object_url(&ds->org, e->source, url, sizeof(url));
 	if (rc != BB_OK) {
 		snprintf(err, errlen, "%s: object URL too long", e->path);
+		return rc;
+	}
+	rc = engine_get(&eng);
+	if (rc != BB_OK) {
+		snprintf(err, errlen, "cannot start a transfer engine");
 		return rc;
 	}
 	/* One ranged GET of exactly the block, run to completion here (not
@@ -176,11 +247,24 @@ static int origin_block(struct conn *c, const struct dataset *ds, const struct b
 	r.on_done = block_done;
 	r.arg = &b;
 	r.what = e->path;
-	rc = bb_engine_submit(c->eng, &r);
+	rc = bb_engine_submit(eng, &r);
+	/* After the early reply this thread is busy with the block: have a
+	 * spare wait for the client's next request by then (woken now, while
+	 * the GET is on its way, not after the reply).  Not for a client's
+	 * first miss: a process that reads one block needs none. */
+	if (rc == BB_OK && early) {
+		struct link *l = early->c->l;
+		pthread_mutex_lock(&l->lock);
+		int again = l->misses++ > 0;
+		pthread_mutex_unlock(&l->lock);
+		if (again)
+			link_spare(l);
+	}
 	if (rc == BB_OK) {
-		bb_engine_run(c->eng);
+		bb_engine_run(eng);
 		rc = b.done ? b.rc : BB_ESYS;
 	}
+	engine_put(eng);
 	if (rc != BB_OK)
 		snprintf(err, errlen, "%s", b.errmsg[0] ? b.errmsg : bb_strerror(rc));
 	else
@@ -276,17 +360,21 @@ static int fetch(struct conn *c, uint64_t fid, uint64_t block, uint32_t *tier,
 	} else {
 		/* Not staged yet: this block now, the rest of its file next. */
 		agent_prioritize(a, d, e.idx);
-		struct early ea = {c, rq, 0, 0};
+		struct early ea = {c, rq, 0, 0, 0};
 		if (rq && rq->off < len && rq->len) {
 			uint64_t end = rq->off + (rq->len < BBP_MAX_INLINE ? rq->len : BBP_MAX_INLINE);
 			ea.end = (uint32_t)(end < len ? end : len);
+			/* A reader waits for its first bytes: the prefetch holds
+			 * its transfers until they are here (prefetch.c). */
+			atomic_fetch_add(&a->n_waiting, 1);
+			ea.waiting = 1;
 		}
-		rc = origin_block(c, ds, &e, off, len, ref.data, ea.end ? &ea : NULL, err,
+		rc = origin_block(ds, &e, off, len, ref.data, ea.end ? &ea : NULL, err,
 				  sizeof(err));
-		if (ea.replied) {
+		if (ea.waiting)
+			atomic_fetch_sub(&a->n_waiting, 1);
+		if (ea.replied)
 			*replied = 1;
-			atomic_fetch_add(&a->n_inline, 1);
-		}
 		if (rc == BB_OK) {
 			*tier = BBP_TIER_ORIGIN;
 			atomic_fetch_add(&a->n_origin, 1);
@@ -423,48 +511,202 @@ static void handle(struct conn *c, const struct bbp_msg *q)
 	reply(c, &m);
 }
 
-void *agent_conn_main(void *arg)
+/* One message of n bytes in c->in: 0 when the connection is to be closed. */
+static int serve_one(struct conn *c, ssize_t n)
+{
+	struct bbp_msg q;
+
+	if ((size_t)n > BBP_MAX_MSG || bbp_decode(c->in, (size_t)n, &q) != BB_OK) {
+		bb_warn("a malformed request (%zd bytes%s) on fd %d: answered %s", n,
+			(size_t)n > BBP_MAX_MSG ? ", oversized" : "", c->fd,
+			n >= (ssize_t)BBP_HDR_SIZE ? "BB_EPROTO" : "by closing it");
+		if (n < (ssize_t)BBP_HDR_SIZE)
+			return 0;
+		reply_eproto(c, c->in);
+		return 1;
+	}
+	if (q.h.op & BBP_REPLY) {
+		q.h.op &= (uint16_t)~BBP_REPLY;
+		struct bbp_msg m = {0};
+		m.h.op = (uint16_t)(q.h.op | BBP_REPLY);
+		m.h.seq = q.h.seq;
+		m.rc = BB_EPROTO;
+		bb_warn("a client sent a reply (op 0x%x) as a request", q.h.op);
+		reply(c, &m);
+		return 1;
+	}
+	handle(c, &q);
+	return 1;
+}
+
+/* Serve l until the client goes (or, for a thread that is not needed any
+ * more, until its request is answered).  The last thread closes it.  1: this
+ * thread finished a block in the background (nice 10): it must end. */
+static int serve(struct link *l)
 {
 	struct agent *a = &g_agent;
-	struct conn c = {0};
+	struct conn c = {l, l->fd, malloc(BBP_MAX_MSG), malloc(BBP_MAX_MSG), 0};
 
-	c.fd = (int)(intptr_t)arg;
-	c.in = malloc(BBP_MAX_MSG);
-	c.out = malloc(BBP_MAX_MSG);
 	while (c.in && c.out && !atomic_load(&a->stopping)) {
 		/* SOCK_SEQPACKET: one recv is one message; MSG_TRUNC gives its
 		 * real length, so an oversized one is seen as such. */
 		ssize_t n = recv(c.fd, c.in, BBP_MAX_MSG, MSG_TRUNC);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		pthread_mutex_lock(&l->lock);
+		l->idle--;
+		pthread_mutex_unlock(&l->lock);
+		if (n <= 0 || !serve_one(&c, n))
 			break;
-		struct bbp_msg q;
-		if ((size_t)n > BBP_MAX_MSG || bbp_decode(c.in, (size_t)n, &q) != BB_OK) {
-			bb_warn("a malformed request (%zd bytes%s) on fd %d: answered %s", n,
-				(size_t)n > BBP_MAX_MSG ? ", oversized" : "", c.fd,
-				n >= (ssize_t)BBP_HDR_SIZE ? "BB_EPROTO" : "by closing it");
-			if (n < (ssize_t)BBP_HDR_SIZE)
-				break;
-			reply_eproto(&c, c.in);
-			continue;
-		}
-		if (q.h.op & BBP_REPLY) {
-			q.h.op &= (uint16_t)~BBP_REPLY;
-			struct bbp_msg m = {0};
-			m.h.op = (uint16_t)(q.h.op | BBP_REPLY);
-			m.h.seq = q.h.seq;
-			m.rc = BB_EPROTO;
-			bb_warn("a client sent a reply (op 0x%x) as a request", q.h.op);
-			reply(&c, &m);
-			continue;
-		}
-		handle(&c, &q);
+		/* Another thread waits for the next request already: this one
+		 * is not needed (and a background one must not serve). */
+		pthread_mutex_lock(&l->lock);
+		int leave = (c.background || l->idle > 0) && l->threads > 1;
+		if (!leave)
+			l->idle++;
+		pthread_mutex_unlock(&l->lock);
+		if (leave)
+			break;
 	}
-	close(c.fd);
 	free(c.in);
 	free(c.out);
-	bb_engine_free(c.eng);
-	atomic_fetch_sub(&a->n_conns, 1);
+	pthread_mutex_lock(&l->lock);
+	int last = --l->threads == 0;
+	pthread_mutex_unlock(&l->lock);
+	if (last) {
+		close(l->fd);
+		pthread_mutex_destroy(&l->lock);
+		free(l);
+		atomic_fetch_sub(&a->n_conns, 1);
+	}
+	return c.background;
+}
+
+/* Threads parked for the next spare: taking one is a wake-up, not a
+ * clone (tens of microseconds, and more before a new thread first runs on
+ * a busy node).  Connection threads park when their client goes. */
+#define PARK_MAX 2
+
+struct parked {
+	pthread_cond_t cond;
+	struct link *l; /* set by link_spare: serve it */
+	struct parked *next;
+};
+
+static pthread_mutex_t g_park_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct parked *g_parked; /* g_park_lock */
+static int g_n_parked;          /* parked or on their way, g_park_lock */
+
+/* Serve l (when not NULL), then wait parked for another link, until there
+ * are enough parked threads or this one lowered its priority. */
+static void serve_and_park(struct link *l)
+{
+	struct parked p = {.l = l};
+
+	pthread_cond_init(&p.cond, NULL);
+	for (;;) {
+		if (p.l && serve(p.l))
+			break;
+		pthread_mutex_lock(&g_park_lock);
+		if (p.l && (g_n_parked >= PARK_MAX || atomic_load(&g_agent.stopping))) {
+			pthread_mutex_unlock(&g_park_lock);
+			break;
+		}
+		if (p.l) /* a thread from park_fill is counted already */
+			g_n_parked++;
+		p.l = NULL;
+		p.next = g_parked;
+		g_parked = &p;
+		while (!p.l)
+			pthread_cond_wait(&p.cond, &g_park_lock);
+		pthread_mutex_unlock(&g_park_lock);
+	}
+	pthread_cond_destroy(&p.cond);
+}
+
+static void *thread_main(void *arg)
+{
+	serve_and_park(arg);
+	return NULL;
+}
+
+static int thread_start(struct link *l)
+{
+	pthread_t t;
+	pthread_attr_t at;
+	int rc;
+
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 1u << 20);
+	rc = pthread_create(&t, &at, thread_main, l);
+	pthread_attr_destroy(&at);
+	return rc;
+}
+
+/* Have PARK_MAX threads parked (made by a thread nobody waits for). */
+static void park_fill(void)
+{
+	pthread_mutex_lock(&g_park_lock);
+	int n = PARK_MAX - g_n_parked;
+	if (n > 0)
+		g_n_parked += n;
+	pthread_mutex_unlock(&g_park_lock);
+	for (; n > 0; n--)
+		if (thread_start(NULL) != 0) {
+			pthread_mutex_lock(&g_park_lock);
+			g_n_parked -= n;
+			pthread_mutex_unlock(&g_park_lock);
+			break;
+		}
+}
+
+/* Make sure a thread of l waits for its next request (when none does and
+ * there are fewer than LINK_THREADS): a parked one, else a new one. */
+static void link_spare(struct link *l)
+{
+	pthread_mutex_lock(&l->lock);
+	int need = l->idle == 0 && l->threads < LINK_THREADS;
+	if (need) { /* counted now: a second call does not add another */
+		l->threads++;
+		l->idle++;
+	}
+	pthread_mutex_unlock(&l->lock);
+	if (!need)
+		return;
+	pthread_mutex_lock(&g_park_lock);
+	struct parked *p = g_parked;
+	if (p) {
+		g_parked = p->next;
+		g_n_parked--;
+		p->l = l;
+		pthread_cond_signal(&p->cond);
+	}
+	pthread_mutex_unlock(&g_park_lock);
+	if (p)
+		return;
+	if (thread_start(l) != 0) {
+		bb_debug("no spare thread for fd %d: its next request waits for the block", l->fd);
+		pthread_mutex_lock(&l->lock);
+		l->threads--;
+		l->idle--;
+		pthread_mutex_unlock(&l->lock);
+	}
+}
+
+void *agent_conn_main(void *arg)
+{
+	struct link *l = calloc(1, sizeof(*l));
+
+	if (!l) {
+		close((int)(intptr_t)arg);
+		atomic_fetch_sub(&g_agent.n_conns, 1);
+		return NULL;
+	}
+	l->fd = (int)(intptr_t)arg;
+	pthread_mutex_init(&l->lock, NULL);
+	l->threads = 1;
+	l->idle = 1;
+	serve_and_park(l);
 	return NULL;
 }

@@ -68,6 +68,10 @@ struct bb_stage_xfer {
 	void (*done)(void *arg, uint32_t idx, int rc, const char *err, int moved);
 	/* Nonzero: stop starting files and cancel the transfers in flight. */
 	int (*stop)(void *arg);
+	/* Called before each piece of data is taken in: while it blocks, this
+	 * stage-in moves nothing (bbcached's prefetch yields to a reader
+	 * waiting for an origin block).  It must return by itself. */
+	void (*hold)(void *arg);
 	void *arg;
 };
 

@@ -137,6 +137,8 @@ static int file_data(void *arg, const void *buf, size_t n, uint64_t off)
 	struct stage_run *run = j->run;
 	size_t done = 0;
 
+	if (run->x && run->x->hold)
+		run->x->hold(run->x->arg);
 	if (run->x && run->x->stop && run->x->stop(run->x->arg)) {
 		if (!run->cancelled) {
 			run->cancelled = 1;

@@ -313,6 +313,65 @@ if grep -q S3RVER "$D/.bbcache/agent.log"; then bad "the log holds a credential"
 "$BBCACHE" stop --job-dir "$D" >/dev/null 2>&1
 check "stopped: nothing left in /dev/shm" test ! -e "/dev/shm/bbcache.$J"
 
+echo "# time to first byte: a running client's next miss does not wait for its last block; background work holds still"
+PRELOAD=${BB_PRELOAD:-$(dirname "$BBCACHE")/../mpi-io/.libs/libbbcache_preload.so}
+[ -f "$PRELOAD" ] || bb_die "$PRELOAD not built"
+bb_make_dataset "$T/src/tt" 3 7M 31
+J=$((JOB0 + 5))
+JOBS="$JOBS $J"
+D="$T/job$J"
+mkdir -p "$D"
+# The prefetch at 1 MB/s (whole objects), the on-demand block GETs at
+# 500 kB/s: a 4 MiB block takes 8 s to arrive, its first bytes come at once.
+bb_fault_reset "$SLOW_URL"
+bb_fault '[{"match": "*", "mode": "slow", "rate": 1000000, "range": false, "count": -1},
+	{"match": "*", "mode": "slow", "rate": 500000, "range": true, "count": 2}]' "$SLOW_URL"
+"$BBCACHE" stage-in --async --job "$J" --jobs 2 --no-progress "$SLOW_URL/tt/" "$D/tt" >"$T/out.log" 2>&1
+status "$D"
+jget "$T/st.json" 'j["pid"]' >"$T/pid$J"
+set -- $(cd "$T/src/tt" && find . -type f | LC_ALL=C sort | sed 's|^\./||')
+cat >"$T/ttfb.py" <<-'EOF'
+	import os, sys, time
+	def first(path):
+	    t = time.monotonic()
+	    fd = os.open(path, os.O_RDONLY)
+	    b = os.read(fd, 4096)
+	    os.close(fd)
+	    return time.monotonic() - t, b
+	d, src = sys.argv[1], sys.argv[2]
+	out = []
+	for name in sys.argv[3:]:
+	    t, b = first(os.path.join(d, name))
+	    ok = b == open(os.path.join(src, name), "rb").read(4096)
+	    out.append("%.3f %s" % (t, "same" if ok else "DIFFERENT"))
+	print(" ".join(out))
+	EOF
+rc=0
+BBCACHE_JOB_DIR=$D LD_PRELOAD=$PRELOAD timeout 60 "$BB_PYTHON" "$T/ttfb.py" "$D/tt" "$T/src/tt" "$3" "$2" \
+	>"$T/tt.out" 2>&1 || rc=$?
+eq "two first reads through the interposer" "$rc" 0
+read -r t1 s1 t2 s2 <"$T/tt.out" || true
+eq "... the first 4 KiB of one file equal the origin's" "${s1:-}" same
+eq "... and of the next one" "${s2:-}" same
+check "... the first comes before its block (${t1:-?} s < 3 s of 8)" \
+	awk -v t="${t1:-99}" 'BEGIN { exit !(t < 3) }'
+check "... the second does not wait for the first's block (${t2:-?} s < 3 s)" \
+	awk -v t="${t2:-99}" 'BEGIN { exit !(t < 3) }'
+# A miss whose first bytes take a second: the prefetch holds still meanwhile.
+bb_fault '{"match": "*", "mode": "stall", "bytes": 0, "seconds": 1, "then": "continue", "range": true, "count": 1}' "$SLOW_URL"
+rc=0
+BBCACHE_JOB_DIR=$D LD_PRELOAD=$PRELOAD timeout 60 "$BB_PYTHON" "$T/ttfb.py" "$D/tt" "$T/src/tt" "$1" \
+	>"$T/tt.out" 2>&1 || rc=$?
+eq "a read whose origin answers after 1 s" "$rc" 0
+contains "... gets the origin's bytes" "$T/tt.out" same
+status "$D"
+held=$(jget "$T/st.json" 'j["fetch"]["held"]')
+check "background work held still while readers waited (fetch.held $held)" test "${held:-0}" -gt 0 2>/dev/null
+eq "three early replies" "$(jget "$T/st.json" 'j["fetch"]["early_replies"]')" 3
+"$BBCACHE" stop --job-dir "$D" >/dev/null 2>&1
+check "stopped: nothing left in /dev/shm" test ! -e "/dev/shm/bbcache.$J"
+bb_fault_reset "$SLOW_URL"
+
 echo "# another user can neither connect nor map the segment"
 J=$((JOB0 + 3)) # the --mode wait agent serves on
 D="$T/job$J"
