@@ -17,9 +17,11 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -600,6 +602,46 @@ int pl_open_where(const struct pl_where *w, int flags)
 
 /* ---- the agent ------------------------------------------------------------- */
 
+/* Send m on fd (pl.msg is the buffer), as bbp_call does. */
+static int pl_send(int fd, const struct bbp_msg *m)
+{
+	size_t n = bbp_encode(m, pl.msg, sizeof(pl.msg));
+	ssize_t r;
+
+	if (!n)
+		return BB_EINVAL;
+	while ((r = send(fd, pl.msg, n, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		return errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN ? BB_EDEAD : BB_ESYS;
+	return BB_OK;
+}
+
+/* The reply to req (sent already) into rep, as bbp_call waits for it. */
+static int pl_recv(int fd, const struct bbp_msg *req, struct bbp_msg *rep, int timeout_ms)
+{
+	for (;;) {
+		if (timeout_ms >= 0) {
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+			int pr = poll(&p, 1, timeout_ms);
+			if (pr < 0 && errno == EINTR)
+				continue;
+			if (pr <= 0)
+				return pr < 0 ? BB_ESYS : BB_ETIMEDOUT;
+		}
+		ssize_t r = recv(fd, pl.msg, sizeof(pl.msg), 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 && errno != ECONNRESET ? BB_ESYS : BB_EDEAD;
+		if (bbp_decode(pl.msg, (size_t)r, rep) != BB_OK)
+			return BB_EPROTO;
+		if (rep->h.seq != req->h.seq)
+			continue; /* a late reply to an earlier, timed-out call */
+		return rep->h.op == (req->h.op | BBP_REPLY) ? BB_OK : BB_EPROTO;
+	}
+}
+
 /* One request to the agent, reconnecting (the agent may be restarting)
  * for up to BBCACHE_AGENT_TIMEOUT seconds.  BB_EDEAD when it stays away.
  * A reply's data (READ) is copied to data (cap bytes) before the shared
@@ -613,11 +655,21 @@ static int pl_agent_call(struct bbp_msg *req, struct bbp_msg *rep, void *data, s
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pthread_mutex_lock(&pl.conn_lock);
 	for (;;) {
+		int sent = 0;
 		if (pl.conn < 0) {
 			rc = bbp_connect(pl.ns.socket, &pl.conn);
 			if (rc == BB_OK) {
+				/* HELLO and the request go out together (the agent
+				 * answers in order): a new process's first reply
+				 * comes a round trip sooner.  The request's reply
+				 * counts only once HELLO's has checked out. */
 				struct bbp_msg h = {.h = {.op = BBP_HELLO, .seq = ++pl.seq}, .u32 = BBP_VERSION};
-				rc = bbp_call(pl.conn, &h, rep, pl.msg, sizeof(pl.msg), 10000);
+				rc = pl_send(pl.conn, &h);
+				req->h.seq = ++pl.seq;
+				if (rc == BB_OK && pl_send(pl.conn, req) == BB_OK)
+					sent = 1;
+				if (rc == BB_OK)
+					rc = pl_recv(pl.conn, &h, rep, 10000);
 				if (rc == BB_OK && rep->rc != BB_OK)
 					rc = rep->rc;
 				if (rc == BB_OK && rep->a != pl.ns.job_id)
@@ -633,8 +685,12 @@ static int pl_agent_call(struct bbp_msg *req, struct bbp_msg *rep, void *data, s
 			}
 		}
 		if (pl.conn >= 0) {
-			req->h.seq = ++pl.seq;
-			rc = bbp_call(pl.conn, req, rep, pl.msg, sizeof(pl.msg), -1);
+			if (sent) {
+				rc = pl_recv(pl.conn, req, rep, -1);
+			} else {
+				req->h.seq = ++pl.seq;
+				rc = bbp_call(pl.conn, req, rep, pl.msg, sizeof(pl.msg), -1);
+			}
 			if (rc == BB_OK) {
 				if (rep->text_len > (data ? cap : 0))
 					rep->text_len = 0; /* more than asked: ignore it */
