@@ -114,5 +114,12 @@ double agent_now(void);
 
 /* serve.c */
 void *agent_conn_main(void *arg); /* arg: (intptr_t)fd */
+/* Serve the new connection fd (n_conns counted already) on a parked thread,
+ * woken, or else a new one; parked threads are made again afterwards, so
+ * the next client's first request does not wait for a thread to be made.
+ * BB_OK, or an error: the caller closes fd and uncounts it. */
+int agent_conn_start(int fd);
+/* Park the first threads for agent_conn_start (once the socket listens). */
+void agent_serve_start(void);
 
 #endif

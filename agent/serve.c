@@ -109,7 +109,7 @@ struct block_dst {
 };
 
 static void reply(struct conn *c, struct bbp_msg *m);
-static void link_spare(struct link *l);
+static void link_spare(struct link *l, int make);
 static void park_fill(void);
 
 static void early_reply(struct block_dst *b)
@@ -135,7 +135,7 @@ static void early_reply(struct block_dst *b)
 	 * are made here, where nobody waits for this one (and before it lowers
 	 * its priority, which they would inherit). */
 	struct link *l = e->c->l;
-	link_spare(l);
+	link_spare(l, 1);
 	park_fill();
 	pthread_mutex_lock(&l->lock);
 	int spare = l->idle > 0;
@@ -250,15 +250,15 @@ static int origin_block(const struct dataset *ds, const struct bb_mentry *e, uin
 	rc = bb_engine_submit(eng, &r);
 	/* After the early reply this thread is busy with the block: have a
 	 * spare wait for the client's next request by then (woken now, while
-	 * the GET is on its way, not after the reply).  Not for a client's
-	 * first miss: a process that reads one block needs none. */
+	 * the GET is on its way: a woken thread may wait milliseconds for a
+	 * CPU on a busy node).  A new thread is made here only for a client
+	 * that missed before: a process that reads one block needs none. */
 	if (rc == BB_OK && early) {
 		struct link *l = early->c->l;
 		pthread_mutex_lock(&l->lock);
 		int again = l->misses++ > 0;
 		pthread_mutex_unlock(&l->lock);
-		if (again)
-			link_spare(l);
+		link_spare(l, again);
 	}
 	if (rc == BB_OK) {
 		bb_engine_run(eng);
@@ -662,8 +662,8 @@ static void park_fill(void)
 }
 
 /* Make sure a thread of l waits for its next request (when none does and
- * there are fewer than LINK_THREADS): a parked one, else a new one. */
-static void link_spare(struct link *l)
+ * there are fewer than LINK_THREADS): a parked one, else (make) a new one. */
+static void link_spare(struct link *l, int make)
 {
 	pthread_mutex_lock(&l->lock);
 	int need = l->idle == 0 && l->threads < LINK_THREADS;
@@ -685,8 +685,10 @@ static void link_spare(struct link *l)
 	pthread_mutex_unlock(&g_park_lock);
 	if (p)
 		return;
-	if (thread_start(l) != 0) {
-		bb_debug("no spare thread for fd %d: its next request waits for the block", l->fd);
+	if (!make || thread_start(l) != 0) {
+		if (make)
+			bb_debug("no spare thread for fd %d: its next request waits for the block",
+				 l->fd);
 		pthread_mutex_lock(&l->lock);
 		l->threads--;
 		l->idle--;
@@ -694,19 +696,57 @@ static void link_spare(struct link *l)
 	}
 }
 
-void *agent_conn_main(void *arg)
+static struct link *link_new(int fd)
 {
 	struct link *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->fd = fd;
+	pthread_mutex_init(&l->lock, NULL);
+	l->threads = 1;
+	l->idle = 1;
+	return l;
+}
+
+void *agent_conn_main(void *arg)
+{
+	struct link *l = link_new((int)(intptr_t)arg);
 
 	if (!l) {
 		close((int)(intptr_t)arg);
 		atomic_fetch_sub(&g_agent.n_conns, 1);
 		return NULL;
 	}
-	l->fd = (int)(intptr_t)arg;
-	pthread_mutex_init(&l->lock, NULL);
-	l->threads = 1;
-	l->idle = 1;
 	serve_and_park(l);
 	return NULL;
+}
+
+void agent_serve_start(void)
+{
+	park_fill();
+}
+
+int agent_conn_start(int fd)
+{
+	struct link *l = link_new(fd);
+
+	if (!l)
+		return BB_ENOMEM;
+	pthread_mutex_lock(&g_park_lock);
+	struct parked *p = g_parked;
+	if (p) {
+		g_parked = p->next;
+		g_n_parked--;
+		p->l = l;
+		pthread_cond_signal(&p->cond);
+	}
+	pthread_mutex_unlock(&g_park_lock);
+	if (!p && thread_start(l) != 0) {
+		pthread_mutex_destroy(&l->lock);
+		free(l);
+		return BB_ESYS;
+	}
+	park_fill(); /* for the next client, while this one is served */
+	return BB_OK;
 }
