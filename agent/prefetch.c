@@ -219,6 +219,7 @@ static void *prefetch_main(void *arg)
 	struct agent *a = arg;
 	int failed = 0;
 
+	agent_warm_origins(a);
 	/* Background work: on a busy node the threads serving readers' misses
 	 * (nice 0) get the CPU first (Linux: the nice value of one thread). */
 	if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10) != 0)

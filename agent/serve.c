@@ -722,6 +722,29 @@ void *agent_conn_main(void *arg)
 	return NULL;
 }
 
+void agent_warm_origins(struct agent *a)
+{
+	for (uint32_t d = 0; d < a->n_ds && d < ENGINE_POOL / 2; d++) {
+		const struct bb_origin *o = &a->ds[d].org;
+		struct bb_engine *eng;
+		struct bb_xfer_req r;
+		struct bb_xfer_result res;
+		/* HTTP(S) only: a HEAD of the dataset's URL, whatever it
+		 * answers, leaves a kept-alive connection in the engine. */
+		if ((o->url.scheme != BB_SCHEME_HTTP && o->url.scheme != BB_SCHEME_HTTPS) ||
+		    engine_get(&eng) != BB_OK)
+			continue;
+		bb_origin_request(o, o->base, 0, 0, NULL, &r);
+		r.method = BB_HEAD;
+		r.what = a->ds[d].mount;
+		if (bb_engine_fetch(eng, &r, &res) != BB_OK)
+			bb_debug("warming a connection to the origin of %s: %s", a->ds[d].mount,
+				 res.errmsg[0] ? res.errmsg : "failed");
+		bb_xfer_result_free(&res);
+		engine_put(eng);
+	}
+}
+
 void agent_serve_start(void)
 {
 	park_fill();

@@ -357,6 +357,8 @@ check "... the first comes before its block (${t1:-?} s < 3 s of 8)" \
 	awk -v t="${t1:-99}" 'BEGIN { exit !(t < 3) }'
 check "... the second does not wait for the first's block (${t2:-?} s < 3 s)" \
 	awk -v t="${t2:-99}" 'BEGIN { exit !(t < 3) }'
+heads=$(bb_fault_stat 's["by_path"]["/tt/"]["HEAD"]' "$SLOW_URL")
+check "the agent opened a connection to the origin at start (HEAD /tt/: $heads)" test "${heads:-0}" -ge 1
 # A miss whose first bytes take a second: the prefetch holds still meanwhile.
 bb_fault '{"match": "*", "mode": "stall", "bytes": 0, "seconds": 1, "then": "continue", "range": true, "count": 1}' "$SLOW_URL"
 rc=0
