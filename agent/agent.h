@@ -122,9 +122,9 @@ int agent_conn_start(int fd);
 /* Park the first threads for agent_conn_start (once the socket listens). */
 void agent_serve_start(void);
 /* Leave an idle engine with an open connection to each HTTP(S) origin in
- * the pool of on-demand engines (a HEAD of the dataset's URL): a job's
- * first miss then pays no TCP (or TLS) handshake.  The prefetch thread
- * calls it once, first. */
+ * the pool of on-demand engines (a HEAD of the dataset's URL, in a thread
+ * of its own): a job's first miss then pays no TCP (or TLS) handshake.  The
+ * prefetch thread calls it once, first. */
 void agent_warm_origins(struct agent *a);
 
 #endif

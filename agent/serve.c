@@ -722,9 +722,11 @@ void *agent_conn_main(void *arg)
 	return NULL;
 }
 
-void agent_warm_origins(struct agent *a)
+static void *warm_main(void *arg)
 {
-	for (uint32_t d = 0; d < a->n_ds && d < ENGINE_POOL / 2; d++) {
+	struct agent *a = arg;
+
+	for (uint32_t d = 0; d < a->n_ds && d < ENGINE_POOL / 2 && !atomic_load(&a->stopping); d++) {
 		const struct bb_origin *o = &a->ds[d].org;
 		struct bb_engine *eng;
 		struct bb_xfer_req r;
@@ -743,6 +745,22 @@ void agent_warm_origins(struct agent *a)
 		bb_xfer_result_free(&res);
 		engine_put(eng);
 	}
+	return NULL;
+}
+
+void agent_warm_origins(struct agent *a)
+{
+	pthread_t t;
+	pthread_attr_t at;
+
+	/* In a thread of its own: an origin that is down (retries, connect
+	 * timeouts) must not hold up the prefetch. */
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 1u << 20);
+	if (pthread_create(&t, &at, warm_main, a) != 0)
+		bb_debug("no thread to warm connections to the origins");
+	pthread_attr_destroy(&at);
 }
 
 void agent_serve_start(void)
