@@ -18,7 +18,7 @@ step() { printf '\n=== %s ===\n' "$*"; }
 show_logs() {
 	# On failure, print each failing test's log so CI output says why.
 	find "$1" -name '*.log' ! -name config.log ! -name test-suite.log | while read -r l; do
-		if grep -qE '^(FAIL|ERROR)' "${l%.log}.trs" 2>/dev/null; then
+		if grep -qE '^:test-result: (FAIL|ERROR)' "${l%.log}.trs" 2>/dev/null; then
 			echo "----- $l"; tail -n 60 "$l"
 		fi
 	done
@@ -28,12 +28,12 @@ check_build() { # name, configure args...
 	dir="$top/_build/$name"
 	step "$name: configure $*"
 	rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
-	"$top/configure" --enable-werror "$@" >configure.out 2>&1 || { cat configure.out; return 1; }
+	"$top/configure" --enable-werror "$@" >configure.out 2>&1 || { cat configure.out; cd "$top"; return 1; }
 	tail -n 18 configure.out
 	step "$name: make"
-	make -j"$jobs" >make.out 2>&1 || { cat make.out; return 1; }
+	make -j"$jobs" >make.out 2>&1 || { cat make.out; cd "$top"; return 1; }
 	step "$name: make check"
-	if ! make -j"$jobs" check; then show_logs "$dir"; return 1; fi
+	if ! make -j"$jobs" check; then show_logs "$dir"; cd "$top"; return 1; fi
 	cd "$top"
 }
 
