@@ -298,11 +298,26 @@ end
 --[[ slurm_bb_get_status(...)
 slurmscriptd, for `scontrol show bbstat [ARGS]`.  22.05 passes only ARGS;
 23.02+ prepends the caller's uid and gid, so the arguments are taken as
-`...` whatever their shape.  One line per job with state: its user, what
+`...` whatever their shape; a job id among them selects that job.  One line
+per job with state: its user, what
 data_in listed, live progress when its agent runs on this host, and its
 stage-out result. --]]
 function slurm_bb_get_status(...)
-	local rc, out = run(shq(bbcache_bin()) .. " slurm status" .. conf_arg())
+	-- `scontrol show bbstat [JOBID]`: 22.05 passes ("JOBID"); 23.02+
+	-- pass (uid, gid, "JOBID").  One argument, or a third one, that is a
+	-- number, selects that job; anything else shows every job.
+	local args = { ... }
+	local want = nil
+	if #args == 1 then
+		want = args[1]
+	elseif #args >= 3 then
+		want = args[3]
+	end
+	local cmd = shq(bbcache_bin()) .. " slurm status" .. conf_arg()
+	if want and string.match(tostring(want), "^%d+$") then
+		cmd = cmd .. " --job " .. shq(want)
+	end
+	local rc, out = run(cmd)
 	if rc ~= 0 then
 		return slurm.ERROR, "bbcache status: " .. last_line(out) .. "\n"
 	end

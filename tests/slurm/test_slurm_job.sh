@@ -612,6 +612,17 @@ else
 		probe "ask the agent for its status" "$BBCACHE_BIN" status --job-dir "$dd"
 		probe "open the shm segment" "$BB_PYTHON" -c 'open(__import__("sys").argv[1], "rb").read(16)' \
 			"/dev/shm/bbcache.$D"
+		# scontrol show bbstat (burst_buffer.lua get_status): the job, its
+		# user, its live progress on this node; with the job id, that job only.
+		timeout 20 scontrol show bbstat >"$T/bbstat.all" 2>&1
+		contains "D: scontrol show bbstat: the job, its user, its progress here" "$T/bbstat.all" "$D"
+		check "D: ... the line says who and how far" sh -c \
+			"grep '^$D ' '$T/bbstat.all' | grep -q ' $U .*listed .*here: staging'"
+		timeout 20 scontrol show bbstat "$D" >"$T/bbstat.one" 2>&1
+		eq "D: scontrol show bbstat $D: that job's line only" \
+			"$(grep -c '^[0-9]' "$T/bbstat.one") $(grep -c "^$D " "$T/bbstat.one")" "1 1"
+		timeout 20 scontrol show bbstat 1 >"$T/bbstat.none" 2>&1
+		eq "D: scontrol show bbstat 1 (no such job): no job line" "$(grep -c '^[0-9]' "$T/bbstat.none")" 0
 	fi
 	timeout 10 scancel "$D"
 	t_cancel=$(now)
