@@ -644,6 +644,21 @@ static int thread_start(struct link *l)
 	return rc;
 }
 
+/* Hand l to a parked thread: 1 when one took it, 0 when none is parked. */
+static int unpark(struct link *l)
+{
+	pthread_mutex_lock(&g_park_lock);
+	struct parked *p = g_parked;
+	if (p) {
+		g_parked = p->next;
+		g_n_parked--;
+		p->l = l;
+		pthread_cond_signal(&p->cond);
+	}
+	pthread_mutex_unlock(&g_park_lock);
+	return p != NULL;
+}
+
 /* Have PARK_MAX threads parked (made by a thread nobody waits for). */
 static void park_fill(void)
 {
@@ -674,16 +689,7 @@ static void link_spare(struct link *l, int make)
 	pthread_mutex_unlock(&l->lock);
 	if (!need)
 		return;
-	pthread_mutex_lock(&g_park_lock);
-	struct parked *p = g_parked;
-	if (p) {
-		g_parked = p->next;
-		g_n_parked--;
-		p->l = l;
-		pthread_cond_signal(&p->cond);
-	}
-	pthread_mutex_unlock(&g_park_lock);
-	if (p)
+	if (unpark(l))
 		return;
 	if (!make || thread_start(l) != 0) {
 		if (make)
@@ -774,16 +780,7 @@ int agent_conn_start(int fd)
 
 	if (!l)
 		return BB_ENOMEM;
-	pthread_mutex_lock(&g_park_lock);
-	struct parked *p = g_parked;
-	if (p) {
-		g_parked = p->next;
-		g_n_parked--;
-		p->l = l;
-		pthread_cond_signal(&p->cond);
-	}
-	pthread_mutex_unlock(&g_park_lock);
-	if (!p && thread_start(l) != 0) {
+	if (!unpark(l) && thread_start(l) != 0) {
 		pthread_mutex_destroy(&l->lock);
 		free(l);
 		return BB_ESYS;
