@@ -21,7 +21,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -126,6 +128,9 @@ void pl_warn(const char *fmt, ...)
 
 /* ---- set-up ---------------------------------------------------------------- */
 
+static void normalize(char *p);
+static int needs_normalize(const char *p);
+
 static void set_prefix(char *dst, size_t *len, const char *src)
 {
 	size_t n = strlen(src);
@@ -175,6 +180,10 @@ __attribute__((constructor)) static void pl_load(void)
 	const char *lv = getenv("BBCACHE_LOG_LEVEL");
 	bb_log_set_level(lv && bb_log_level_parse(lv) >= 0 ? bb_log_level_parse(lv) : BB_LOG_ERROR);
 	set_prefix(pl.prefix, &pl.plen, jd);
+	if (needs_normalize(pl.prefix)) { /* pl_resolve relies on a normal prefix */
+		normalize(pl.prefix);
+		pl.plen = strlen(pl.prefix);
+	}
 	if (realpath(pl.prefix, rp) && strcmp(rp, pl.prefix) != 0)
 		set_prefix(pl.prefix2, &pl.plen2, rp);
 	const char *t = getenv("BBCACHE_AGENT_TIMEOUT");
@@ -306,6 +315,7 @@ static void normalize(char *p)
 	*out = '\0';
 }
 
+/* Does p hold "//", "/./" or "/../" (or end in "/." or "/..")? */
 static int needs_normalize(const char *p)
 {
 	for (const char *s = p; *s; s++)
@@ -328,6 +338,39 @@ int pl_real_path(uint32_t ds, uint32_t entry, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+/* The hash of the dataset index: a word at a time (a path is hashed on
+ * every open; bb_hash64's byte-wise mixing cost three times as much).  The
+ * index lives in this process only, so any good mix will do. */
+static uint64_t pl_hash(const char *s, size_t n)
+{
+	uint64_t h = PL_HASH_SEED ^ ((uint64_t)n * 0x9e3779b97f4a7c15ull);
+
+	uint64_t w;
+
+	if (n >= 8) {
+		const char *last = s + n - 8; /* the last word may overlap */
+		for (; s < last; s += 8) {
+			memcpy(&w, s, 8);
+			h = (h ^ w) * 0xff51afd7ed558ccdull;
+			h ^= h >> 32;
+		}
+		memcpy(&w, last, 8);
+	} else if (n >= 4) { /* two words of 4, which may overlap */
+		uint32_t a, b;
+		memcpy(&a, s, 4);
+		memcpy(&b, s + n - 4, 4);
+		w = (uint64_t)a | (uint64_t)b << 32;
+	} else {
+		w = 0;
+		for (size_t i = 0; i < n; i++)
+			w |= (uint64_t)(unsigned char)s[i] << (8 * i);
+	}
+	h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	return h ^ (h >> 33);
+}
+
 /* Build the hash index of a dataset (open addressing, entry + 1 per slot). */
 static void build_htab(struct pl_ds *d)
 {
@@ -345,7 +388,7 @@ static void build_htab(struct pl_ds *d)
 		for (uint32_t i = 0; t && i < n; i++) {
 			if (bb_manifest_entry(d->m, i, &e) != BB_OK)
 				continue;
-			uint32_t h = (uint32_t)bb_hash64(e.path, e.path_len, PL_HASH_SEED) & (size - 1);
+			uint32_t h = (uint32_t)pl_hash(e.path, e.path_len) & (size - 1);
 			while (t[h])
 				h = (h + 1) & (size - 1);
 			t[h] = i + 1;
@@ -374,7 +417,7 @@ static int lookup(struct pl_ds *d, const char *rel, uint32_t *idx, struct bb_men
 		int rc = bb_manifest_lookup(d->m, rel, len, idx);
 		return rc == BB_OK ? bb_manifest_entry(d->m, *idx, out) : rc;
 	}
-	for (uint32_t h = (uint32_t)bb_hash64(rel, len, PL_HASH_SEED) & d->hmask;; h = (h + 1) & d->hmask) {
+	for (uint32_t h = (uint32_t)pl_hash(rel, len) & d->hmask;; h = (h + 1) & d->hmask) {
 		if (!t[h])
 			return BB_ENOENT;
 		if (bb_manifest_entry(d->m, t[h] - 1, out) == BB_OK && out->path_len == len &&
@@ -430,8 +473,11 @@ int pl_resolve(int dirfd, const char *path, struct pl_where *w)
 		memcpy(abs + n + 1, path, pl_ + 1);
 		p = abs;
 	}
-	int in = under(p, pl.prefix, pl.plen) || under(p, pl.prefix2, pl.plen2);
-	int norm = (in || p == abs) && needs_normalize(p);
+	/* The prefixes are normal paths: below one, only the rest can need
+	 * normalizing. */
+	size_t skip = under(p, pl.prefix, pl.plen) ? pl.plen : under(p, pl.prefix2, pl.plen2) ? pl.plen2 : 0;
+	int in = skip != 0;
+	int norm = (in || p == abs) && needs_normalize(p + (p == abs ? 0 : skip));
 	if (!in && !norm) /* the common case: one prefix compare */
 		return 0;
 	if (!pl_ensure_loaded())
@@ -519,14 +565,78 @@ void pl_untrack(int fd)
 		pl_file_put(old);
 }
 
+void pl_lock_wait(pl_lock_t *l)
+{
+	int c = atomic_exchange_explicit(&l->v, 2, memory_order_acquire);
+	while (c != 0) {
+		syscall(SYS_futex, &l->v, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+		c = atomic_exchange_explicit(&l->v, 2, memory_order_acquire);
+	}
+}
+
+void pl_lock_wake(pl_lock_t *l)
+{
+	atomic_store_explicit(&l->v, 0, memory_order_release);
+	syscall(SYS_futex, &l->v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Open-file records come from a small per-thread cache: an open of a
+ * staged file then costs no malloc and no free (a hot small-file loop pays
+ * them on every file).  A thread's cache is freed when the thread exits. */
+#define PL_FILE_CACHE 16
+static __thread struct pl_file *pl_free_files __attribute__((tls_model("initial-exec")));
+static __thread int pl_n_free_files __attribute__((tls_model("initial-exec")));
+static __thread int pl_files_keyed __attribute__((tls_model("initial-exec")));
+static pthread_key_t pl_files_key;
+static pthread_once_t pl_files_once = PTHREAD_ONCE_INIT;
+
+static void free_file_cache(void *unused)
+{
+	(void)unused;
+	pl_files_keyed = 0;
+	while (pl_free_files) {
+		struct pl_file *f = pl_free_files;
+		pl_free_files = f->free_next;
+		free(f);
+	}
+	pl_n_free_files = 0;
+}
+
+static void files_key_init(void)
+{
+	pthread_key_create(&pl_files_key, free_file_cache);
+}
+
+static struct pl_file *file_alloc(void)
+{
+	struct pl_file *f = pl_free_files;
+	if (PL_LIKELY(f != NULL)) {
+		pl_free_files = f->free_next;
+		pl_n_free_files--;
+		return f;
+	}
+	return malloc(sizeof(*f));
+}
+
 void pl_file_put(struct pl_file *f)
 {
 	if (atomic_fetch_sub(&f->refs, 1) != 1)
 		return;
 	if (f->realfd >= 0)
 		pl_real.close(f->realfd);
-	pthread_mutex_destroy(&f->lock);
-	free(f);
+	if (pl_n_free_files >= PL_FILE_CACHE) {
+		free(f);
+		return;
+	}
+	if (PL_UNLIKELY(!pl_files_keyed)) {
+		/* a non-NULL value makes the key's destructor run at exit */
+		pthread_once(&pl_files_once, files_key_init);
+		pthread_setspecific(pl_files_key, &pl_files_key);
+		pl_files_keyed = 1;
+	}
+	f->free_next = pl_free_files;
+	pl_free_files = f;
+	pl_n_free_files++;
 }
 
 /* A fresh descriptor on the placeholder (an O_PATH descriptor of the job's
@@ -580,7 +690,7 @@ int pl_open_where(const struct pl_where *w, int flags)
 		errno = EMFILE;
 		return -1;
 	}
-	struct pl_file *f = malloc(sizeof(*f));
+	struct pl_file *f = file_alloc();
 	if (!f) {
 		pl_real.close(fd);
 		errno = ENOMEM;
@@ -595,7 +705,7 @@ int pl_open_where(const struct pl_where *w, int flags)
 	f->bsize = pl.ds[w->ds].bsize;
 	f->realfd = -1;
 	f->off = 0;
-	pthread_mutex_init(&f->lock, NULL);
+	atomic_init(&f->lock.v, 0);
 	pl_track(fd, f);
 	return fd;
 }

@@ -41,6 +41,30 @@ enum { PL_FILE = 1, PL_DIR = 2 };
 
 /* An open staged file or directory, shared by dup'ed descriptors as an
  * open file description is (one offset). */
+/* The offset lock of an open file: a futex word (0 free, 1 held, 2 held
+ * with waiters).  Uncontended, a lock and an unlock are one atomic each,
+ * where a pthread mutex costs a hundred instructions per read(). */
+typedef struct {
+	atomic_int v;
+} pl_lock_t;
+
+PL_HIDDEN void pl_lock_wait(pl_lock_t *l);
+PL_HIDDEN void pl_lock_wake(pl_lock_t *l);
+
+static inline void pl_lock(pl_lock_t *l)
+{
+	int c = 0;
+	if (PL_UNLIKELY(!atomic_compare_exchange_strong_explicit(&l->v, &c, 1, memory_order_acquire,
+								 memory_order_relaxed)))
+		pl_lock_wait(l);
+}
+
+static inline void pl_unlock(pl_lock_t *l)
+{
+	if (PL_UNLIKELY(atomic_fetch_sub_explicit(&l->v, 1, memory_order_release) != 1))
+		pl_lock_wake(l);
+}
+
 struct pl_file {
 	atomic_int refs;
 	int kind;
@@ -49,8 +73,9 @@ struct pl_file {
 	uint64_t size;
 	uint32_t bsize;
 	int realfd; /* the whole NVMe copy, once needed; -1 (set once, atomically) */
-	pthread_mutex_t lock; /* off */
+	pl_lock_t lock; /* off */
 	uint64_t off;
+	struct pl_file *free_next; /* in a thread's cache of free records */
 };
 
 #define PL_MAX_FD (1 << 20)

@@ -129,11 +129,11 @@ static int pl_creat64(const char *path, mode_t mode)
 /* read(2) at the shared offset: the offset moves by what was read. */
 static ssize_t read_at_offset(struct pl_file *f, void *buf, size_t n)
 {
-	pthread_mutex_lock(&f->lock);
+	pl_lock(&f->lock);
 	ssize_t r = pl_pread_file(f, buf, n, f->off);
 	if (r > 0)
 		f->off += (uint64_t)r;
-	pthread_mutex_unlock(&f->lock);
+	pl_unlock(&f->lock);
 	return r;
 }
 
@@ -211,7 +211,7 @@ static ssize_t readv_common(struct pl_file *f, const struct iovec *iov, int cnt,
 		return -1;
 	}
 	if (at_off) {
-		pthread_mutex_lock(&f->lock);
+		pl_lock(&f->lock);
 		off = (off64_t)f->off;
 	}
 	for (int i = 0; i < cnt; i++) {
@@ -231,7 +231,7 @@ static ssize_t readv_common(struct pl_file *f, const struct iovec *iov, int cnt,
 	if (at_off) {
 		if (total > 0)
 			f->off = (uint64_t)off;
-		pthread_mutex_unlock(&f->lock);
+		pl_unlock(&f->lock);
 	}
 	return total;
 }
@@ -292,7 +292,7 @@ static off64_t lseek_common(struct pl_file *f, off64_t off, int whence)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&f->lock);
+	pl_lock(&f->lock);
 	switch (whence) {
 	case SEEK_SET: base = 0; break;
 	case SEEK_CUR: base = (off64_t)f->off; break;
@@ -300,27 +300,27 @@ static off64_t lseek_common(struct pl_file *f, off64_t off, int whence)
 	case SEEK_DATA:
 	case SEEK_HOLE:
 		if (off < 0 || (uint64_t)off >= f->size) {
-			pthread_mutex_unlock(&f->lock);
+			pl_unlock(&f->lock);
 			errno = ENXIO;
 			return -1;
 		}
 		r = whence == SEEK_DATA ? off : (off64_t)f->size;
 		f->off = (uint64_t)r;
-		pthread_mutex_unlock(&f->lock);
+		pl_unlock(&f->lock);
 		return r;
 	default:
-		pthread_mutex_unlock(&f->lock);
+		pl_unlock(&f->lock);
 		errno = EINVAL;
 		return -1;
 	}
 	if ((off > 0 && base > INT64_MAX - off) || base + off < 0) {
-		pthread_mutex_unlock(&f->lock);
+		pl_unlock(&f->lock);
 		errno = EINVAL;
 		return -1;
 	}
 	r = base + off;
 	f->off = (uint64_t)r;
-	pthread_mutex_unlock(&f->lock);
+	pl_unlock(&f->lock);
 	return r;
 }
 
@@ -356,7 +356,7 @@ static ssize_t copy_out(struct pl_file *f, off64_t *in_off, int out, off64_t *ou
 		return -1;
 	}
 	if (!in_off)
-		pthread_mutex_lock(&f->lock);
+		pl_lock(&f->lock);
 	pos = in_off ? (uint64_t)*in_off : f->off;
 	while ((size_t)total < n) {
 		size_t want = n - (size_t)total < cap ? n - (size_t)total : cap;
@@ -390,7 +390,7 @@ static ssize_t copy_out(struct pl_file *f, off64_t *in_off, int out, off64_t *ou
 		*in_off = (off64_t)pos;
 	else {
 		f->off = pos;
-		pthread_mutex_unlock(&f->lock);
+		pl_unlock(&f->lock);
 	}
 	free(buf);
 	return total;

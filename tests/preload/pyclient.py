@@ -299,6 +299,59 @@ def cmd_hello(path):
     return 0 if rc == 0 else 4
 
 
+def cmd_threads(staged, origin):
+    """Threads share one descriptor (read() moves one offset: every 4 KiB
+    chunk comes back exactly once), and open, read and close files of
+    their own at the same time (the per-thread record cache; threads that
+    exit free theirs)."""
+    import threading
+    big = os.path.join("big", "huge.bin")
+    want = open(os.path.join(origin, big), "rb").read()
+    fd = os.open(os.path.join(staged, big), os.O_RDONLY)
+    got = [[] for _ in range(8)]
+
+    def shared(i):
+        while True:
+            b = os.read(fd, 4096)
+            if not b:
+                return
+            got[i].append(b)
+
+    ts = [threading.Thread(target=shared, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    os.close(fd)
+    chunks = sorted(c for g in got for c in g)
+    ok(sum(len(c) for c in chunks) == len(want),
+       "8 threads on one descriptor read %d bytes in all (the file's size)" % len(want))
+    ok(chunks == sorted(want[o:o + 4096] for o in range(0, len(want), 4096)),
+       "... each 4 KiB chunk of the file exactly once (one offset, moved atomically)")
+    ok(sum(1 for g in got if g) >= 2, "... and more than one thread got some")
+
+    files = sorted(os.path.relpath(os.path.join(r, f), origin)
+                   for r, _, fs in os.walk(os.path.join(origin, "mid")) for f in fs)
+    bad = []
+
+    def own(i):
+        for _ in range(3):
+            for f in files:
+                with open(os.path.join(staged, f), "rb") as h:
+                    if h.read() != open(os.path.join(origin, f), "rb").read():
+                        bad.append((i, f))
+
+    for _ in range(2):  # a second round of new threads reuses nothing stale
+        ts = [threading.Thread(target=own, args=(i,)) for i in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    ok(files and not bad, "4 threads, twice, open+read+close %d files 3 times each: every byte "
+       "equals the origin's%s" % (len(files), " (bad: %s)" % bad[:3] if bad else ""))
+    return 0 if BAD == 0 else 1
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "gen":
@@ -311,6 +364,8 @@ def main(argv):
         return cmd_loader(argv[2], argv[3], len(argv) > 4 and argv[4] == "staged")
     if cmd == "epoch":
         return cmd_epoch(argv[2], argv[3], argv[4])
+    if cmd == "threads":
+        return cmd_threads(argv[2], argv[3])
     if cmd == "hello":
         return cmd_hello(argv[2])
     print("unknown command " + cmd, file=sys.stderr)

@@ -2,8 +2,8 @@
 # Real programs read a staged dataset through libbbcache_preload.so, byte
 # for byte: cat, cp (copy_file_range), cp -r, dd (dup2; `dd < file`), ls -l
 # (statx), find, tar, sha256sum, Python (open().read(), os.scandir, os.stat,
-# os.listdir, os.walk), PIL, and a PyTorch DataLoader with two forked
-# workers over a torchvision ImageFolder.  Staged paths are read-only
+# os.listdir, os.walk, threads sharing a descriptor), PIL, and a PyTorch
+# DataLoader with two forked workers over a torchvision ImageFolder.  Staged paths are read-only
 # (EROFS), missing ones ENOENT, paths outside the datasets pass through.
 # strace shows that a hot read makes no read()/pread64() on the file and a
 # stat of a staged path no stat system call on it.
@@ -151,6 +151,19 @@ pre "$BB_PYTHON" "$PYCLIENT" fs "$D/ds" "$S" >"$T/py.log" 2>"$T/py.err" || rc=$?
 pyok "$T/py.log"
 eq "pyclient fs exits 0" "$rc" 0
 [ "$rc" -ne 0 ] && tail -n 5 "$T/py.err" | sed 's/^/    /'
+
+echo "# Python threads: one shared descriptor, and files of their own"
+rc=0
+pre timeout 120 "$BB_PYTHON" "$PYCLIENT" threads "$D/ds" "$S" >"$T/py.log" 2>"$T/py.err" || rc=$?
+pyok "$T/py.log"
+eq "pyclient threads exits 0" "$rc" 0
+[ "$rc" -ne 0 ] && tail -n 5 "$T/py.err" | sed 's/^/    /'
+echo "# C threads (no GIL between them): one shared descriptor, then files of their own"
+[ -x "${PL_THREADS:-}" ] || bb_die "PL_THREADS (tests/preload/pl_threads) is not built: run through make check"
+rc=0
+pre "$PL_THREADS" "$D/ds/big/huge.bin" "$S/big/huge.bin" >"$T/th.log" 2>&1 || rc=$?
+pyok "$T/th.log"
+eq "pl_threads exits 0" "$rc" 0
 
 echo "# a PyTorch DataLoader (num_workers=2, forked) over an ImageFolder"
 rc=0
