@@ -28,6 +28,9 @@ struct agent_start_opts {
 int agent_start(const struct agent_start_opts *o);
 /* The bbcached next to this bbcache, else "bbcached" (PATH). */
 void agent_find_bbcached(char *buf, size_t len);
+/* The agent of job directory dir: its STATUS as JSON into buf (quietly);
+ * BB_OK when it answered. */
+int agent_status_json(const char *dir, char *buf, size_t len);
 
 /* bbcache slurm ...: the Slurm glue's steps (cmd_slurm.c, docs/slurm.md). */
 int cmd_slurm(int argc, char **argv);

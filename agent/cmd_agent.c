@@ -32,22 +32,60 @@ static const char *job_dir(const char *opt)
 	return d && *d ? d : NULL;
 }
 
-static int connect_agent(const char *dir, int *fd)
+/* Connect to the agent of dir; quiet: say what went wrong to stderr. */
+static int connect_agent_q(const char *dir, int *fd, int quiet)
 {
 	char sock[PATH_MAX];
 	int rc;
 
 	if (bb_ns_socket(dir, sock, sizeof(sock)) != BB_OK) {
-		fprintf(stderr, "bbcache: job dir path too long: %s\n", dir);
+		if (!quiet)
+			fprintf(stderr, "bbcache: job dir path too long: %s\n", dir);
 		return BB_ERANGE;
 	}
 	rc = bbp_connect(sock, fd);
+	if (quiet)
+		return rc;
 	if (rc == BB_ENOENT || rc == BB_EAGAIN)
 		fprintf(stderr, "bbcache: no agent serves %s (%s)\n", dir,
 			rc == BB_ENOENT ? "no socket" : "a stale socket: the agent died");
 	else if (rc != BB_OK)
 		fprintf(stderr, "bbcache: cannot reach the agent of %s: %s\n", dir, bb_strerror(rc));
 	return rc;
+}
+
+static int connect_agent(const char *dir, int *fd)
+{
+	return connect_agent_q(dir, fd, 0);
+}
+
+/* The agent's STATUS reply (JSON when json) into buf, NUL-terminated and
+ * cut to len.  BB_OK, or the error of the connection or of the reply. */
+static int status_q(const char *dir, int json, char *buf, size_t len, int quiet)
+{
+	static unsigned char mbuf[BBP_MAX_MSG];
+	struct bbp_msg q = {0}, r;
+	int fd, rc;
+
+	if ((rc = connect_agent_q(dir, &fd, quiet)) != BB_OK)
+		return rc;
+	q.h.op = BBP_STATUS;
+	q.h.seq = 1;
+	q.u32 = json ? BBP_STATUS_JSON : 0;
+	rc = bbp_call(fd, &q, &r, mbuf, sizeof(mbuf), json && quiet ? 10000 : 30000);
+	close(fd);
+	if (rc == BB_OK)
+		rc = r.rc;
+	if (rc == BB_OK)
+		snprintf(buf, len, "%.*s", (int)r.text_len, r.text);
+	else if (!quiet)
+		fprintf(stderr, "bbcache: status from the agent of %s: %s\n", dir, bb_strerror(rc));
+	return rc;
+}
+
+int agent_status_json(const char *dir, char *buf, size_t len)
+{
+	return status_q(dir, 1, buf, len, 1);
 }
 
 /* [--json] [--job-dir DIR | --job ID [--conf FILE]] */
@@ -126,27 +164,17 @@ usage:
 int cmd_status(int argc, char **argv)
 {
 	const char *dir = NULL;
-	int json = 0, fd, rc;
-	struct bbp_msg q = {0}, r;
-	static unsigned char buf[BBP_MAX_MSG];
+	int json = 0, rc;
+	static char text[BBP_MAX_MSG + 1];
 
 	rc = parse_dir_opts(argc, argv, &json, &dir);
 	if (rc)
 		return rc;
-	if (connect_agent(dir, &fd) != BB_OK)
-		return 1;
-	q.h.op = BBP_STATUS;
-	q.h.seq = 1;
-	q.u32 = json ? BBP_STATUS_JSON : 0;
-	rc = bbp_call(fd, &q, &r, buf, sizeof(buf), 30000);
-	close(fd);
-	if (rc != BB_OK || r.rc != BB_OK) {
-		fprintf(stderr, "bbcache: status from the agent of %s: %s\n", dir,
-			bb_strerror(rc != BB_OK ? rc : r.rc));
-		return 1;
-	}
-	fwrite(r.text, 1, r.text_len, stdout);
-	if (!r.text_len || r.text[r.text_len - 1] != '\n')
+	if (status_q(dir, json, text, sizeof(text), 0) != BB_OK)
+		return 1; /* status_q said why */
+	size_t n = strlen(text);
+	fwrite(text, 1, n, stdout);
+	if (!n || text[n - 1] != '\n')
 		putchar('\n');
 	return 0;
 }

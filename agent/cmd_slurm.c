@@ -809,22 +809,7 @@ static int cmd_agent(struct sopts *o)
 /* The agent's STATUS as JSON into buf; 0 when it answered. */
 static int agent_json(const char *jd, char *buf, size_t len)
 {
-	static unsigned char mbuf[BBP_MAX_MSG];
-	char sock[PATH_MAX];
-	struct bbp_msg q = {0}, r;
-	int fd;
-
-	if (bb_ns_socket(jd, sock, sizeof(sock)) != BB_OK || bbp_connect(sock, &fd) != BB_OK)
-		return -1;
-	q.h.op = BBP_STATUS;
-	q.h.seq = 1;
-	q.u32 = BBP_STATUS_JSON;
-	int rc = bbp_call(fd, &q, &r, mbuf, sizeof(mbuf), 10000);
-	close(fd);
-	if (rc != BB_OK || r.rc != BB_OK)
-		return -1;
-	snprintf(buf, len, "%.*s", (int)r.text_len, r.text);
-	return 0;
+	return agent_status_json(jd, buf, len) == BB_OK ? 0 : -1;
 }
 
 static void json_str(const char *json, const char *key, char *out, size_t len)
