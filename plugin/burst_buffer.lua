@@ -109,6 +109,26 @@ local function run(cmd)
 end
 
 -- The text of line n of a file (nil when it has fewer lines).
+-- One step of a job: run cmd; log its output (info on success when on_ok
+-- makes a line of it, error on failure) and return what the hook returns:
+-- on failure, reason and the last line bbcache said (Slurm shows it as the
+-- job's reason).
+local function run_step(job_id, step, cmd, reason, on_ok)
+	local rc, out = run(cmd)
+	if rc == 0 then
+		if on_ok then
+			slurm.log_info("%s: job %s: %s: %s", script_name, tostring(job_id), step, on_ok(out))
+		end
+		return slurm.SUCCESS
+	end
+	slurm.log_error("%s: job %s: %s failed: %s", script_name, tostring(job_id), step, out)
+	local msg = last_line(out)
+	if rc == 127 or rc == 126 then
+		msg = "the bbcache burst buffer is misconfigured (cannot run bbcache); ask the admins"
+	end
+	return slurm.ERROR, reason .. msg
+end
+
 local function line_of(path, n)
 	local i = 0
 	local f = io.open(path, "r")
@@ -184,12 +204,9 @@ slurmscriptd, job pending, before data_in.  Records the job's owner
 (state_dir/job.ID/owner): Slurm 22.05 passes uid and gid to setup but not
 to data_in. --]]
 function slurm_bb_setup(job_id, uid, gid, pool, bb_size, job_script, ...)
-	local rc, out = run(slurm_cmd("setup", job_id) .. " --uid " .. shq(uid) .. " --gid " .. shq(gid))
-	if rc ~= 0 then
-		slurm.log_error("%s: job %s: setup: %s", script_name, tostring(job_id), out)
-		return slurm.ERROR, "bbcache setup: " .. last_line(out)
-	end
-	return slurm.SUCCESS
+	return run_step(job_id, "setup",
+		slurm_cmd("setup", job_id) .. " --uid " .. shq(uid) .. " --gid " .. shq(gid),
+		"bbcache setup: ")
 end
 
 --[[ slurm_bb_data_in(job_id, job_script, [uid, gid, job_info], ...)
@@ -205,18 +222,8 @@ function slurm_bb_data_in(job_id, job_script, uid, gid, ...)
 		cmd = cmd .. " --uid " .. shq(uid) .. " --gid " .. shq(gid)
 	end
 	cmd = cmd .. " " .. shq(job_script)
-	local rc, out = run(cmd)
-	if rc == 0 then
-		slurm.log_info("%s: job %s: data_in: %s", script_name, tostring(job_id),
-			(string.gsub(out, "\n", "; ")))
-		return slurm.SUCCESS
-	end
-	local msg = last_line(out)
-	if rc == 127 or rc == 126 then
-		msg = "the bbcache burst buffer is misconfigured (cannot run bbcache); ask the admins"
-	end
-	slurm.log_error("%s: job %s: data_in failed: %s", script_name, tostring(job_id), out)
-	return slurm.ERROR, "bbcache stage-in: " .. msg
+	return run_step(job_id, "data_in", cmd, "bbcache stage-in: ",
+		function(out) return (string.gsub(out, "\n", "; ")) end)
 end
 
 --[[ slurm_bb_test_data_in(job_id, job_script, uid, gid, [job_info], ...)
@@ -261,14 +268,7 @@ data is (the SPANK plugin, when the batch script ended); this reports the
 result it wrote, and fails with its reason (the job is marked; the data
 stays in the job's directory on the node). --]]
 function slurm_bb_data_out(job_id, job_script, uid, gid, ...)
-	local rc, out = run(slurm_cmd("data-out", job_id))
-	if rc == 0 then
-		slurm.log_info("%s: job %s: data_out: %s", script_name, tostring(job_id),
-			last_line(out))
-		return slurm.SUCCESS
-	end
-	slurm.log_error("%s: job %s: data_out: %s", script_name, tostring(job_id), out)
-	return slurm.ERROR, "bbcache " .. last_line(out)
+	return run_step(job_id, "data_out", slurm_cmd("data-out", job_id), "bbcache ", last_line)
 end
 
 --[[ slurm_bb_test_data_out(job_id, job_script, uid, gid, [job_info], ...)
@@ -287,12 +287,7 @@ function slurm_bb_job_teardown(job_id, job_script, hurry, uid, gid, ...)
 	if tostring(hurry) == "true" then
 		cmd = cmd .. " --hurry"
 	end
-	local rc, out = run(cmd)
-	if rc ~= 0 then
-		slurm.log_error("%s: job %s: teardown: %s", script_name, tostring(job_id), out)
-		return slurm.ERROR, "bbcache teardown: " .. last_line(out)
-	end
-	return slurm.SUCCESS
+	return run_step(job_id, "teardown", cmd, "bbcache teardown: ")
 end
 
 --[[ slurm_bb_get_status(...)
