@@ -56,6 +56,8 @@ struct bb_engine {
 	int running, cancelled;
 	struct bb_engine_stats st;
 	uint64_t rnd;
+	unsigned (*drain)(void *arg); /* see bb_engine_set_drain */
+	void *drain_arg;
 };
 
 static double mono_now(void)
@@ -155,6 +157,17 @@ void bb_engine_get_stats(const struct bb_engine *e, struct bb_engine_stats *st)
 int bb_engine_pending(const struct bb_engine *e)
 {
 	return e->n_queued + e->n_active;
+}
+
+void bb_engine_set_drain(struct bb_engine *e, unsigned (*drain)(void *arg), void *arg)
+{
+	e->drain = drain;
+	e->drain_arg = arg;
+}
+
+void bb_engine_wakeup(struct bb_engine *e)
+{
+	curl_multi_wakeup(e->multi);
 }
 
 /* ---- queue ------------------------------------------------------------------ */
@@ -372,7 +385,11 @@ static size_t write_cb(char *buf, size_t size, size_t nmemb, void *arg)
 	} else {
 		off = x->req.range_off + x->res.received;
 	}
-	if (x->req.expect_len && x->res.received + len > x->req.expect_len) {
+	/* Never past the range asked for: a 206 longer than its range would
+	 * otherwise write into the next range, which may be complete (and
+	 * hashed) already, and its retry would not repair that. */
+	uint64_t cap = x->req.expect_len ? x->req.expect_len : x->req.range_len;
+	if (cap && x->res.received + len > cap) {
 		x->too_long = 1;
 		return 0;
 	}
@@ -710,7 +727,8 @@ static void complete(struct bb_engine *e, struct xfer *x, CURLcode code)
 	}
 	if (x->too_long) {
 		snprintf(why, sizeof(why), "more data than the %llu bytes expected",
-			 (unsigned long long)(x->req.expect_len ? x->req.expect_len : CAPTURE_MAX));
+			 (unsigned long long)(x->req.expect_len ? x->req.expect_len
+				 : x->req.range_len ? x->req.range_len : CAPTURE_MAX));
 		goto retry_or_fail;
 	}
 	/* Garbage where a status line should be: the connection lost sync
@@ -761,7 +779,11 @@ int bb_engine_run(struct bb_engine *e)
 	if (e->running)
 		return BB_EBUSY;
 	e->running = 1;
-	while (e->n_queued || e->n_active) {
+	for (;;) {
+		/* Work handed back from another thread first: it may queue more. */
+		unsigned outside = e->drain ? e->drain(e->drain_arg) : 0;
+		if (!e->n_queued && !e->n_active && !outside)
+			break;
 		double now = mono_now(), next_ready = 0;
 		/* Fill the window with what is ready, in queue order. */
 		for (struct xfer *x = e->q_head, *nx; x && e->n_active < e->o.max_parallel; x = nx) {
@@ -789,8 +811,11 @@ int bb_engine_run(struct bb_engine *e)
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 			complete(e, x, m->data.result);
 		}
-		if (!e->n_active && !e->n_queued)
-			break;
+		if (!e->n_active && !e->n_queued) {
+			unsigned out = e->drain ? e->drain(e->drain_arg) : 0;
+			if (!e->n_active && !e->n_queued && !out)
+				break;
+		}
 		/* Callbacks may have queued work the window has room for: start
 		 * it now rather than after a poll timeout. */
 		int startable = 0;
@@ -807,7 +832,7 @@ int bb_engine_run(struct bb_engine *e)
 			if (wait < timeout)
 				timeout = wait < 1 ? 1 : (int)wait;
 		}
-		if (e->n_active)
+		if (e->n_active || e->drain) /* bb_engine_wakeup() ends the wait */
 			curl_multi_poll(e->multi, NULL, 0, timeout, NULL);
 		else {
 			struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000L};

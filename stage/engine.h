@@ -6,7 +6,8 @@
  * attempt budget.  Callers never loop.
  *
  * Single-threaded: bb_engine_run() drives everything and calls the callbacks;
- * callbacks may submit more transfers.
+ * callbacks may submit more transfers.  Only bb_engine_wakeup() may be
+ * called from another thread.
  */
 #ifndef BB_STAGE_ENGINE_H
 #define BB_STAGE_ENGINE_H
@@ -84,6 +85,14 @@ int bb_engine_run(struct bb_engine *e);
 void bb_engine_cancel(struct bb_engine *e);
 void bb_engine_get_stats(const struct bb_engine *e, struct bb_engine_stats *st);
 int bb_engine_pending(const struct bb_engine *e);
+
+/* Work that is done outside the engine but ends in its thread (stage-in's
+ * hashing thread): drain(arg) runs in the engine's thread on every turn of
+ * bb_engine_run() and returns how many such items are still out; run() does
+ * not return while any is, and waits for them in curl_multi_poll, which
+ * bb_engine_wakeup() (safe from any thread) ends.  NULL: none. */
+void bb_engine_set_drain(struct bb_engine *e, unsigned (*drain)(void *arg), void *arg);
+void bb_engine_wakeup(struct bb_engine *e);
 
 /* Convenience: one request, run to completion (used for HEAD, listings, PUTs). */
 int bb_engine_fetch(struct bb_engine *e, const struct bb_xfer_req *r, struct bb_xfer_result *res);

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,52 @@
 #include "shmcache/topology.h"
 
 #define SMALL_CHUNK (8u << 20)
+#define HASH_PIECE (1u << 20)    /* the hashing thread reads this much at a time */
+
+struct file_job;
+
+/* The argument of one request's callbacks: its file and which range. */
+struct part_ref {
+	struct file_job *j;
+	uint32_t part;
+};
+
+/* A file of several ranges whose digest the hashing thread computes.
+ * Fields are the engine thread's, or the hashing thread's while the job is
+ * in hash_queue.jobs, unless marked "q->lock". */
+struct hash_job {
+	struct hash_job *next;    /* q->lock: in q->jobs (oldest first), then in q->done */
+	struct file_job *j;
+	int fd;                   /* j's temporary file, open until j is handed back */
+	uint64_t size, chunk;
+	uint32_t parts;
+	uint8_t *part_done;       /* engine thread: range p completed */
+	uint32_t wm_part;         /* engine thread: ranges [0, wm_part) completed */
+	uint64_t final;           /* q->lock: bytes [0, final) are final (their requests completed) */
+	int all_in;               /* q->lock: every request of j has ended */
+	int failed;               /* q->lock: j failed; stop hashing it */
+	EVP_MD_CTX *md5, *sha256; /* hashing thread */
+	uint64_t hashed;          /* hashing thread: bytes [0, hashed) went into the digests */
+	int rc;                   /* hashing thread: BB_OK, or reading back failed */
+	int read_errno;
+	unsigned char md5_d[16], sha256_d[32]; /* set when handed back complete */
+};
+
+/* One hashing thread per run, started with the first file that needs it.
+ * Hashing goes oldest file first; a hashed file goes on q->done and the
+ * engine's thread is woken to verify and rename it (hash_drain). */
+struct hash_queue {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;      /* more bytes final, a file ended, or quit */
+	pthread_t thread;
+	int started, broken;      /* broken: could not start; files hash at their end */
+	int quit;                 /* lock */
+	struct hash_job *jobs;    /* lock */
+	struct hash_job *done;    /* lock */
+	uint32_t pending;         /* engine thread: handed to the thread, not back yet */
+	struct bb_engine *eng;
+	char *buf;                /* hashing thread */
+};
 
 struct file_job {
 	struct stage_run *run;
@@ -41,9 +88,13 @@ struct file_job {
 	int failed;
 	int rc;
 	char err[600];
-	EVP_MD_CTX *md5;          /* streaming digest (single-request files) */
-	int md5_ok;               /* the digest saw every byte, in order */
-	uint64_t md5_pos;
+	struct part_ref one;      /* the refs of a single-request file */
+	struct part_ref *refs;    /* the refs of a file of several ranges */
+	/* Single-request files: the digests stream with the data. */
+	EVP_MD_CTX *md5, *sha256;
+	int stream_ok;            /* the digests saw every byte, in order */
+	uint64_t stream_pos;
+	struct hash_job *hj;      /* several ranges: the hashing thread's part */
 };
 
 struct stage_run {
@@ -71,10 +122,12 @@ struct stage_run {
 	uint32_t max_active;      /* files open at once */
 	int pumping;
 	char last_dir[PATH_MAX];  /* the directory open_tmp made last */
+	struct hash_queue hq;
 };
 
 static void pump(struct stage_run *run);
 static void start_file(struct stage_run *run, uint32_t idx);
+static void file_finish(struct file_job *j);
 
 /* Load a verified file into the shm cache, block by block (single flight:
  * a block someone else is loading is waited for, not loaded twice).  A
@@ -131,9 +184,22 @@ static int etag_is_md5(const char *etag)
 	return 1;
 }
 
+/* Which digests verify entry e: MD5 against an S3 single-part ETag, SHA-256
+ * against the manifest's. */
+static int wants_md5(const struct stage_run *run, const struct bb_mentry *e)
+{
+	return run->o->verify == BB_VERIFY_ETAG && run->org.url.scheme == BB_SCHEME_S3 &&
+	       etag_is_md5(e->etag);
+}
+
+static int wants_sha256(const struct stage_run *run, const struct bb_mentry *e)
+{
+	return run->o->verify != BB_VERIFY_NONE && e->sha256;
+}
+
 static int file_data(void *arg, const void *buf, size_t n, uint64_t off)
 {
-	struct file_job *j = arg;
+	struct file_job *j = ((struct part_ref *)arg)->j;
 	struct stage_run *run = j->run;
 	size_t done = 0;
 
@@ -159,12 +225,15 @@ static int file_data(void *arg, const void *buf, size_t n, uint64_t off)
 		}
 		done += (size_t)w;
 	}
-	if (j->md5 && j->md5_ok) {
-		if (off == j->md5_pos) {
-			EVP_DigestUpdate(j->md5, buf, n);
-			j->md5_pos += n;
+	if (j->stream_ok) {
+		if (off == j->stream_pos) {
+			if (j->md5)
+				EVP_DigestUpdate(j->md5, buf, n);
+			if (j->sha256)
+				EVP_DigestUpdate(j->sha256, buf, n);
+			j->stream_pos += n;
 		} else {
-			j->md5_ok = 0; /* out of order: hash the file at the end */
+			j->stream_ok = 0; /* out of order: hash the file at the end */
 		}
 	}
 	bb_progress_bytes(&j->run->prog, n);
@@ -173,13 +242,228 @@ static int file_data(void *arg, const void *buf, size_t n, uint64_t off)
 
 static void file_reset(void *arg)
 {
-	struct file_job *j = arg;
-	/* A retry rewrites its range; the streaming digest starts over. */
-	if (j->md5) {
-		EVP_DigestInit_ex(j->md5, EVP_md5(), NULL);
-		j->md5_pos = 0;
-		j->md5_ok = j->parts_left == 1;
+	struct file_job *j = ((struct part_ref *)arg)->j;
+	/* A retry rewrites the object; the streaming digests start over.  (A
+	 * range of a larger file needs nothing: the hashing thread takes only
+	 * ranges whose request completed, and those are never retried.) */
+	if (j->md5 || j->sha256) {
+		if (j->md5)
+			EVP_DigestInit_ex(j->md5, EVP_md5(), NULL);
+		if (j->sha256)
+			EVP_DigestInit_ex(j->sha256, EVP_sha256(), NULL);
+		j->stream_pos = 0;
+		j->stream_ok = 1;
 	}
+}
+
+/* ---- the hashing thread --------------------------------------------------------
+ * The ranges of a large object arrive out of order, so its digest cannot
+ * stream with the data.  Hashing the file at its end, in the engine's
+ * thread, stopped every transfer for about 1.5 s per GiB; instead a thread
+ * hashes each such file from its temporary (just written, so in the page
+ * cache) as the prefix of completed ranges grows, and hands the file back
+ * right after its last range.  Only bytes of completed requests are read:
+ * a request being retried rewrites its range, a completed one never does
+ * (and the engine never writes past a range), so the digest covers exactly
+ * the bytes the file keeps.  The file is verified and renamed in the
+ * engine's thread (file_finish), as every other file. */
+
+static void *hasher_main(void *arg)
+{
+	struct hash_queue *q = arg;
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		struct hash_job *h, **pp;
+		for (pp = &q->jobs; (h = *pp); pp = &h->next) {
+			if (!h->failed && h->rc == BB_OK && h->hashed < h->final)
+				break; /* bytes to hash */
+			if (h->all_in && (h->failed || h->rc != BB_OK || h->hashed == h->size))
+				break; /* to hand back */
+		}
+		if (!h) {
+			if (q->quit)
+				break;
+			pthread_cond_wait(&q->cond, &q->lock);
+			continue;
+		}
+		if (!h->failed && h->rc == BB_OK && h->hashed < h->final) {
+			uint64_t len = h->final - h->hashed < HASH_PIECE ? h->final - h->hashed : HASH_PIECE;
+			pthread_mutex_unlock(&q->lock);
+			ssize_t r = pread(h->fd, q->buf, (size_t)len, (off_t)h->hashed);
+			if (r > 0) {
+				if (h->md5)
+					EVP_DigestUpdate(h->md5, q->buf, (size_t)r);
+				if (h->sha256)
+					EVP_DigestUpdate(h->sha256, q->buf, (size_t)r);
+				h->hashed += (uint64_t)r;
+			} else if (r == 0 || errno != EINTR) {
+				h->rc = BB_ESYS;
+				h->read_errno = r == 0 ? EIO : errno;
+			}
+			pthread_mutex_lock(&q->lock);
+			continue;
+		}
+		*pp = h->next;
+		if (!h->failed && h->rc == BB_OK) {
+			if (h->md5)
+				EVP_DigestFinal_ex(h->md5, h->md5_d, NULL);
+			if (h->sha256)
+				EVP_DigestFinal_ex(h->sha256, h->sha256_d, NULL);
+		}
+		h->next = q->done;
+		q->done = h;
+		pthread_mutex_unlock(&q->lock);
+		bb_engine_wakeup(q->eng);
+		pthread_mutex_lock(&q->lock);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+static int hasher_start(struct hash_queue *q, struct bb_engine *eng)
+{
+	if (q->started || q->broken)
+		return q->started ? BB_OK : BB_ESYS;
+	q->eng = eng;
+	q->buf = malloc(HASH_PIECE);
+	if (!q->buf || pthread_mutex_init(&q->lock, NULL) != 0)
+		goto broken;
+	if (pthread_cond_init(&q->cond, NULL) != 0) {
+		pthread_mutex_destroy(&q->lock);
+		goto broken;
+	}
+	if (pthread_create(&q->thread, NULL, hasher_main, q) != 0) {
+		pthread_cond_destroy(&q->cond);
+		pthread_mutex_destroy(&q->lock);
+		goto broken;
+	}
+	q->started = 1;
+	return BB_OK;
+broken:
+	bb_debug("no hashing thread; large files are hashed when complete");
+	free(q->buf);
+	q->buf = NULL;
+	q->broken = 1;
+	return BB_ESYS;
+}
+
+/* After the engine's last request: nothing is left with the thread. */
+static void hasher_stop(struct hash_queue *q)
+{
+	if (!q->started)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->quit = 1;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	pthread_cond_destroy(&q->cond);
+	pthread_mutex_destroy(&q->lock);
+	free(q->buf);
+	q->buf = NULL;
+	q->started = 0;
+}
+
+static void hash_job_free(struct hash_job *h)
+{
+	if (!h)
+		return;
+	EVP_MD_CTX_free(h->md5);
+	EVP_MD_CTX_free(h->sha256);
+	free(h->part_done);
+	free(h);
+}
+
+/* Give file j of `parts` ranges to the hashing thread; NULL when that
+ * cannot be (file_finish then hashes the file itself). */
+static struct hash_job *hash_job_new(struct file_job *j, const struct bb_mentry *e,
+				     uint32_t parts, int md5, int sha256)
+{
+	struct stage_run *run = j->run;
+	struct hash_queue *q = &run->hq;
+	struct hash_job *h;
+
+	if (hasher_start(q, run->org.eng) != BB_OK || !(h = calloc(1, sizeof(*h))))
+		return NULL;
+	h->j = j;
+	h->fd = j->fd;
+	h->size = e->size;
+	h->chunk = run->chunk;
+	h->parts = parts;
+	h->part_done = calloc(parts, 1);
+	h->md5 = md5 ? EVP_MD_CTX_new() : NULL;
+	h->sha256 = sha256 ? EVP_MD_CTX_new() : NULL;
+	if (!h->part_done || (md5 && !h->md5) || (sha256 && !h->sha256) ||
+	    (md5 && !EVP_DigestInit_ex(h->md5, EVP_md5(), NULL)) ||
+	    (sha256 && !EVP_DigestInit_ex(h->sha256, EVP_sha256(), NULL))) {
+		hash_job_free(h);
+		return NULL;
+	}
+	pthread_mutex_lock(&q->lock);
+	struct hash_job **pp = &q->jobs;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = h;
+	pthread_mutex_unlock(&q->lock);
+	q->pending++;
+	return h;
+}
+
+/* Range p of h's file ended (ok: its request completed). */
+static void hash_part_done(struct hash_queue *q, struct hash_job *h, uint32_t p, int ok)
+{
+	uint32_t w = h->wm_part;
+
+	if (!ok) {
+		pthread_mutex_lock(&q->lock);
+		h->failed = 1;
+		pthread_mutex_unlock(&q->lock);
+		return;
+	}
+	h->part_done[p] = 1;
+	while (w < h->parts && h->part_done[w])
+		w++;
+	if (w == h->wm_part)
+		return;
+	h->wm_part = w;
+	pthread_mutex_lock(&q->lock);
+	h->final = w == h->parts ? h->size : (uint64_t)w * h->chunk;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Every request of h's file has ended: the thread hands it back when hashed. */
+static void hash_all_in(struct hash_queue *q, struct hash_job *h, int failed)
+{
+	pthread_mutex_lock(&q->lock);
+	h->all_in = 1;
+	if (failed)
+		h->failed = 1;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* The engine's drain hook: finish the files the thread handed back. */
+static unsigned hash_drain(void *arg)
+{
+	struct stage_run *run = arg;
+	struct hash_queue *q = &run->hq;
+	struct hash_job *h;
+
+	if (!q->pending)
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	h = q->done;
+	q->done = NULL;
+	pthread_mutex_unlock(&q->lock);
+	while (h) {
+		struct hash_job *next = h->next;
+		q->pending--;
+		file_finish(h->j);
+		h = next;
+	}
+	return q->pending;
 }
 
 static void job_fail(struct file_job *j, int rc, const char *msg)
@@ -198,11 +482,17 @@ static void file_finish(struct file_job *j)
 	struct bb_mentry e;
 
 	bb_manifest_entry(run->m, j->idx, &e);
-	if (!j->failed && run->o->verify == BB_VERIFY_ETAG && run->org.url.scheme == BB_SCHEME_S3 &&
-	    etag_is_md5(e.etag)) {
+	if (!j->failed && j->hj && j->hj->rc != BB_OK) {
+		char msg[PATH_MAX + 100];
+		snprintf(msg, sizeof(msg), "reading back %s: %s", j->tmp, strerror(j->hj->read_errno));
+		job_fail(j, j->hj->rc, msg);
+	}
+	if (!j->failed && wants_md5(run, &e)) {
 		unsigned char d[16];
 		char hex[33];
-		if (j->md5 && j->md5_ok && j->md5_pos == e.size)
+		if (j->hj && j->hj->md5)
+			memcpy(d, j->hj->md5_d, sizeof(d));
+		else if (j->md5 && j->stream_ok && j->stream_pos == e.size)
 			EVP_DigestFinal_ex(j->md5, d, NULL);
 		else
 			bb_digest_fd(j->fd, e.size, "MD5", d);
@@ -217,9 +507,17 @@ static void file_finish(struct file_job *j)
 	}
 	if (!j->failed && run->o->verify == BB_VERIFY_SHA256 && !e.sha256)
 		run->no_sha++;
-	if (!j->failed && run->o->verify != BB_VERIFY_NONE && e.sha256) {
+	if (!j->failed && wants_sha256(run, &e)) {
 		char msg[600];
-		if (bb_sha256_fd_check(j->fd, e.size, e.sha256) != BB_OK) {
+		uint8_t d[32];
+		int rc = BB_OK;
+		if (j->hj && j->hj->sha256)
+			memcpy(d, j->hj->sha256_d, sizeof(d));
+		else if (j->sha256 && j->stream_ok && j->stream_pos == e.size)
+			EVP_DigestFinal_ex(j->sha256, d, NULL);
+		else
+			rc = bb_sha256_fd(j->fd, e.size, d);
+		if (rc != BB_OK || memcmp(d, e.sha256, sizeof(d)) != 0) {
 			snprintf(msg, sizeof(msg), "%s: SHA-256 does not match the manifest", e.path);
 			job_fail(j, BB_ECORRUPT, msg);
 		}
@@ -256,9 +554,13 @@ static void file_finish(struct file_job *j)
 		run->s->bytes += e.size;
 		bb_progress_file(&run->prog, e.path, e.size);
 	}
-	if (j->md5)
-		EVP_MD_CTX_free(j->md5);
-	j->md5 = NULL;
+	EVP_MD_CTX_free(j->md5);
+	EVP_MD_CTX_free(j->sha256);
+	j->md5 = j->sha256 = NULL;
+	hash_job_free(j->hj);
+	j->hj = NULL;
+	free(j->refs);
+	j->refs = NULL;
 	run->active_files--;
 	pump(run);
 }
@@ -328,11 +630,18 @@ static void pump(struct stage_run *run)
 
 static void part_done(void *arg, struct bb_xfer_result *r)
 {
-	struct file_job *j = arg;
+	struct part_ref *ref = arg;
+	struct file_job *j = ref->j;
 
 	if (r->rc != BB_OK)
 		job_fail(j, r->rc, r->errmsg);
-	if (--j->parts_left == 0)
+	if (j->hj)
+		hash_part_done(&j->run->hq, j->hj, ref->part, r->rc == BB_OK);
+	if (--j->parts_left > 0)
+		return;
+	if (j->hj) /* the hashing thread hands it back (hash_drain) */
+		hash_all_in(&j->run->hq, j->hj, j->failed);
+	else
 		file_finish(j);
 }
 
@@ -417,7 +726,7 @@ static void copy_posix(struct file_job *j, const struct bb_mentry *e)
 				job_fail(j, r == 0 ? BB_ESTALE : BB_ESYS, msg);
 				break;
 			}
-			int rc = file_data(j, buf, (size_t)r, off);
+			int rc = file_data(&j->one, buf, (size_t)r, off);
 			if (rc != BB_OK) {
 				snprintf(msg, sizeof(msg), "writing %s: %s", j->tmp, bb_strerror(rc));
 				job_fail(j, rc, msg);
@@ -462,6 +771,7 @@ static void start_file(struct stage_run *run, uint32_t idx)
 		file_finish(j);
 		return;
 	}
+	j->one = (struct part_ref){j, 0};
 	if (run->org.url.scheme == BB_SCHEME_FILE) {
 		j->parts_left = 1;
 		copy_posix(j, &e);
@@ -478,12 +788,26 @@ static void start_file(struct stage_run *run, uint32_t idx)
 	uint32_t parts = e.size <= chunk || (!e.etag[0] && run->org.url.scheme != BB_SCHEME_S3)
 				 ? 1 : (uint32_t)((e.size + chunk - 1) / chunk);
 	j->parts_left = parts;
-	if (run->o->verify == BB_VERIFY_ETAG && etag_is_md5(e.etag) && parts == 1) {
-		j->md5 = EVP_MD_CTX_new();
-		if (j->md5) {
-			EVP_DigestInit_ex(j->md5, EVP_md5(), NULL);
-			j->md5_ok = 1;
+	int md5 = wants_md5(run, &e), sha256 = wants_sha256(run, &e);
+	struct part_ref *refs = &j->one;
+	if (parts == 1 && (md5 || sha256)) {
+		/* A failed allocation leaves the digest to file_finish's read-back. */
+		j->md5 = md5 ? EVP_MD_CTX_new() : NULL;
+		j->sha256 = sha256 ? EVP_MD_CTX_new() : NULL;
+		j->stream_ok = (!md5 || (j->md5 && EVP_DigestInit_ex(j->md5, EVP_md5(), NULL))) &&
+			       (!sha256 || (j->sha256 && EVP_DigestInit_ex(j->sha256, EVP_sha256(), NULL)));
+	} else if (parts > 1) {
+		refs = j->refs = calloc(parts, sizeof(*refs));
+		if (!refs) {
+			job_fail(j, BB_ENOMEM, "out of memory");
+			j->parts_left = 0;
+			file_finish(j);
+			return;
 		}
+		for (uint32_t p = 0; p < parts; p++)
+			refs[p] = (struct part_ref){j, p};
+		if (md5 || sha256)
+			j->hj = hash_job_new(j, &e, parts, md5, sha256);
 	}
 	for (uint32_t p = 0; p < parts; p++) {
 		struct bb_xfer_req r;
@@ -494,13 +818,13 @@ static void start_file(struct stage_run *run, uint32_t idx)
 		r.on_data = file_data;
 		r.on_reset = file_reset;
 		r.on_done = part_done;
-		r.arg = j;
+		r.arg = &refs[p];
 		r.what = e.path;
 		r.priority = run->prio;
 		if (bb_engine_submit(run->org.eng, &r) != BB_OK) {
 			job_fail(j, BB_ENOMEM, "out of memory");
 			j->parts_left -= parts - p - 1;
-			part_done(j, &(struct bb_xfer_result){.rc = BB_ENOMEM});
+			part_done(&refs[p], &(struct bb_xfer_result){.rc = BB_ENOMEM});
 			break;
 		}
 	}
@@ -538,8 +862,11 @@ static int transfer(struct stage_run *run, struct bb_engine *eng, int max_parall
 	/* Queue every file; the engine's window bounds what is in flight.
 	 * Directories are created as their files arrive; empty ones here. */
 	run->max_active = (uint32_t)max_parallel * 2;
+	bb_engine_set_drain(eng, hash_drain, run);
 	pump(run);
 	bb_engine_run(eng);
+	bb_engine_set_drain(eng, NULL, NULL);
+	hasher_stop(&run->hq);
 	bb_progress_end(&run->prog);
 	if (run->no_sha)
 		bb_warn("verify=sha256: the origin gave no SHA-256 for %llu file(s) (a listing file "
@@ -600,6 +927,7 @@ static void end_run(struct stage_run *run, struct bb_engine *eng, const struct t
 		run->s->requests = es.requests;
 		run->s->retries = es.retries;
 	}
+	hasher_stop(&run->hq);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	run->s->seconds =
 	    (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
