@@ -53,30 +53,49 @@ static void do_recount(struct bbc_cache *c, int64_t s, int reclaim_slot)
 	free(counts);
 }
 
+/* May entry x stay linked in a bucket?  Makes an odd generation even. */
+static int do_repair_keep(struct bbc_cache *c, uint32_t x)
+{
+	struct bbc_entry *e = bbc_entry_at(c, x);
+	uint32_t st = bbc_state(e);
+
+	if (atomic_load(&e->gen) & 1)
+		atomic_fetch_add(&e->gen, 1);
+	/* Half inserted or half evicted: out of the bucket; the audit frees it
+	 * once its owner is known dead. */
+	return st == BBC_ST_FILLING || st == BBC_ST_READY || st == BBC_ST_FAILED;
+}
+
 void do_bbc_stripe_repair(struct bbc_cache *c, uint32_t stripe)
 {
 	for (uint32_t b = stripe; b < c->hdr->n_buckets; b += c->hdr->n_stripes) {
-		uint32_t prev = BBC_NIL, cur = atomic_load(&c->buckets[b]);
+		struct bbc_bucket *bk = &c->buckets[b];
+		for (int i = 0; i < BBC_BUCKET_SLOTS; i++) {
+			uint32_t x = atomic_load(&bk->slot[i]);
+			if (!x)
+				continue;
+			if (x > c->hdr->n_entries || !do_repair_keep(c, x)) {
+				atomic_store(&bk->slot[i], BBC_NIL);
+				continue;
+			}
+			struct bbc_entry *e = bbc_entry_at(c, x);
+			do_bbc_set_tag(bk, i, bbc_key_tag(bbc_key_hash(e->file_id, e->block)));
+		}
+		uint32_t prev = BBC_NIL, cur = atomic_load(&bk->chain);
 		for (int steps = 0; cur && steps < BBC_CHAIN_MAX; steps++) {
 			if (cur > c->hdr->n_entries) { /* cannot be: cut the chain here */
 				if (prev)
 					bbc_entry_at(c, prev)->next = BBC_NIL;
 				else
-					atomic_store(&c->buckets[b], BBC_NIL);
+					atomic_store(&bk->chain, BBC_NIL);
 				break;
 			}
-			struct bbc_entry *e = bbc_entry_at(c, cur);
-			uint32_t next = e->next;
-			uint32_t st = bbc_state(e);
-			if (atomic_load(&e->gen) & 1)
-				atomic_fetch_add(&e->gen, 1);
-			if (st != BBC_ST_FILLING && st != BBC_ST_READY && st != BBC_ST_FAILED) {
-				/* Half inserted or half evicted: out of the chain; the
-				 * audit frees it once its owner is known dead. */
+			uint32_t next = bbc_entry_at(c, cur)->next;
+			if (!do_repair_keep(c, cur)) {
 				if (prev)
 					bbc_entry_at(c, prev)->next = next;
 				else
-					atomic_store(&c->buckets[b], next);
+					atomic_store(&bk->chain, next);
 			} else {
 				prev = cur;
 			}

@@ -1,4 +1,4 @@
-/* The shared-memory segment layout (format version 1).
+/* The shared-memory segment layout (format version 2).
  *
  * Everything in the segment is addressed by offsets from its start, never by
  * pointers: each process maps it at its own address.  All regions start on a
@@ -7,9 +7,9 @@
  *   [header][client slots][stripe locks][buckets][entries][arena unit maps][arena data...]
  *
  * Locking (see docs/shmcache.md):
- *   stripe lock s   guards buckets b with (b % n_stripes == s), the chains
- *                   hanging from them, and key/next/state/owner/flags of the
- *                   entries on those chains; writers make entry.gen odd
+ *   stripe lock s   guards buckets b with (b % n_stripes == s), their slots,
+ *                   tags and overflow chains, and key/next/state/owner/flags
+ *                   of the entries linked there; writers make entry.gen odd
  *                   while they change what the lock-free reader reads.
  *   arena lock a    guards arena a's free lists and unit map, and
  *                   entry.data_off/arena/order of extents in arena a.
@@ -26,13 +26,14 @@
 #include "shmcache/shmcache.h"
 
 #define BBC_MAGIC 0x3153484342434242ULL /* "BBCBHSH1" little-endian */
-#define BBC_FORMAT_VERSION 1u
+#define BBC_FORMAT_VERSION 2u /* 2: buckets are lines of tagged slots */
 /* The format word: version in the high half, a hash of the sizes of the
  * structs that fix the layout in the low half, so a build with a different layout refuses
  * a segment even when someone forgot to bump the version. */
 #define BBC_FORMAT_WORD                                                             \
 	((BBC_FORMAT_VERSION << 16) |                                               \
-	 (uint32_t)(((((((uint64_t)sizeof(struct bbc_entry) * 131 +                 \
+	 (uint32_t)((((((((uint64_t)sizeof(struct bbc_bucket) * 131 +               \
+			   sizeof(struct bbc_entry)) * 131 +                        \
 			 sizeof(struct bbc_header)) * 131 +                         \
 			sizeof(struct bbc_arena)) * 131 +                           \
 		       sizeof(struct bbc_lock)) * 131 +                             \
@@ -45,7 +46,9 @@
 #define BBC_MAX_ORDER 14 /* 4 KiB << 14 = 64 MiB */
 #define BBC_NIL 0u       /* "no entry": entry and unit links are index + 1 */
 #define BBC_OFF_NONE UINT64_MAX
-#define BBC_CHAIN_MAX 4096 /* a lock-free walk gives up after this many steps */
+#define BBC_CHAIN_MAX 4096 /* a lock-free walk of an overflow chain gives up after this many steps */
+#define BBC_BUCKET_SLOTS 12 /* entries a bucket line holds before its overflow chain */
+#define BBC_ENTRIES_PER_BUCKET 8 /* n_buckets = pow2 >= n_entries / this */
 #define BBC_REPLICATE_AFTER 2 /* remote hits before a replica is made */
 /* Client liveness: byte BBC_CLIENT_LOCK_BASE + slot of the segment file is
  * write-locked (fcntl) by the process using the slot, and the kernel drops
@@ -73,13 +76,27 @@ struct bbc_lock {
 };
 _Static_assert(sizeof(struct bbc_lock) == BBC_LINE, "bbc_lock is one line");
 
+/* A bucket is one line.  An entry of the bucket sits in a slot, with an
+ * 8-bit tag of its key (bbc_key_tag) in the same line, so a lookup reads
+ * one line and then only the entry whose tag matches: keys that share a
+ * bucket cost no extra miss.  Entries that find every slot taken hang from
+ * `chain` through entry.next.  The tags are hints: a reader trusts only the
+ * key in the entry, and a stale tag at worst sends it down the slow path. */
+struct bbc_bucket {
+	_Atomic uint32_t slot[BBC_BUCKET_SLOTS]; /* stripe lock: entry index + 1, or 0 */
+	_Atomic uint64_t tags_lo;  /* stripe lock: tag of slot i (i < 8) in byte i */
+	_Atomic uint32_t tags_hi;  /* stripe lock: tag of slot 8 + i in byte i */
+	_Atomic uint32_t chain;    /* stripe lock: overflow chain, entry index + 1 */
+};
+_Static_assert(sizeof(struct bbc_bucket) == BBC_LINE, "bbc_bucket is one line");
+
 struct bbc_entry {
 	uint64_t file_id;         /* stripe lock */
 	uint64_t block;           /* stripe lock */
 	uint64_t data_off;        /* arena lock: the extent, or BBC_OFF_NONE */
 	_Atomic uint32_t gen;     /* stripe lock; odd while a writer changes the entry */
 	_Atomic uint32_t state;   /* stripe lock (+ futex); enum bbc_state | WAITERS */
-	uint32_t next;            /* stripe lock: chain link, entry index + 1;
+	uint32_t next;            /* stripe lock: overflow chain link, entry index + 1;
 				     slots lock while FREE: free list link */
 	uint32_t owner;           /* stripe lock: filling/evicting client slot + 1 */
 	_Atomic uint32_t refcnt;  /* ++ under stripe lock, -- lock-free */
@@ -142,7 +159,7 @@ struct bbc_header {
 	uint32_t owner_uid;
 	uint32_t policy;
 	uint32_t n_arenas;
-	uint32_t n_buckets;      /* power of two */
+	uint32_t n_buckets;      /* power of two; lines of struct bbc_bucket */
 	uint32_t n_stripes;      /* power of two */
 	uint32_t n_entries;
 	uint32_t n_clients;

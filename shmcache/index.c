@@ -93,25 +93,64 @@ void do_bbc_slots_rebuild(struct bbc_cache *c)
 
 /* ---- chains (stripe lock held) ------------------------------------------- */
 
-/* Remove idx1 from bucket's chain if it is there. */
+/* Remove idx1 from bucket's slots or overflow chain if it is there. */
 void do_bbc_unlink(struct bbc_cache *c, uint32_t bucket, uint32_t idx1)
 {
-	uint32_t prev = BBC_NIL, cur = atomic_load(&c->buckets[bucket]);
+	struct bbc_bucket *bk = &c->buckets[bucket];
 
-	for (int steps = 0; cur && steps < BBC_CHAIN_MAX; steps++) {
+	for (int i = 0; i < BBC_BUCKET_SLOTS; i++) {
+		if (atomic_load_explicit(&bk->slot[i], memory_order_relaxed) == idx1) {
+			atomic_store_explicit(&bk->slot[i], BBC_NIL, memory_order_release);
+			return;
+		}
+	}
+	uint32_t prev = BBC_NIL, cur = atomic_load(&bk->chain);
+	for (int steps = 0; cur && cur <= c->hdr->n_entries && steps < BBC_CHAIN_MAX; steps++) {
 		struct bbc_entry *e = bbc_entry_at(c, cur);
 		if (cur == idx1) {
 			if (prev)
 				__atomic_store_n(&bbc_entry_at(c, prev)->next, e->next,
 						 __ATOMIC_RELEASE);
 			else
-				atomic_store_explicit(&c->buckets[bucket], e->next,
-						      memory_order_release);
+				atomic_store_explicit(&bk->chain, e->next, memory_order_release);
 			return;
 		}
 		prev = cur;
 		cur = e->next;
 	}
+}
+
+void do_bbc_set_tag(struct bbc_bucket *bk, int i, uint8_t tag)
+{
+	if (i < 8) {
+		uint64_t t = atomic_load_explicit(&bk->tags_lo, memory_order_relaxed);
+		t = (t & ~(0xffULL << (8 * i))) | (uint64_t)tag << (8 * i);
+		atomic_store_explicit(&bk->tags_lo, t, memory_order_relaxed);
+	} else {
+		uint32_t t = atomic_load_explicit(&bk->tags_hi, memory_order_relaxed);
+		t = (t & ~(0xffu << (8 * (i - 8)))) | (uint32_t)tag << (8 * (i - 8));
+		atomic_store_explicit(&bk->tags_hi, t, memory_order_relaxed);
+	}
+}
+
+/* Publish entry idx1, whose key is set, in bucket: a free slot with the
+ * key's tag (the tag first, so a reader that finds the slot mostly finds
+ * the right tag too), else the head of the overflow chain. */
+void do_bbc_link(struct bbc_cache *c, uint32_t bucket, uint32_t idx1)
+{
+	struct bbc_bucket *bk = &c->buckets[bucket];
+	struct bbc_entry *e = bbc_entry_at(c, idx1);
+	uint8_t tag = bbc_key_tag(bbc_key_hash(e->file_id, e->block));
+
+	for (int i = 0; i < BBC_BUCKET_SLOTS; i++) {
+		if (atomic_load_explicit(&bk->slot[i], memory_order_relaxed) != BBC_NIL)
+			continue;
+		do_bbc_set_tag(bk, i, tag);
+		atomic_store_explicit(&bk->slot[i], idx1, memory_order_release);
+		return;
+	}
+	e->next = atomic_load(&bk->chain);
+	atomic_store_explicit(&bk->chain, idx1, memory_order_release);
 }
 
 static int key_is(struct bbc_entry *e, uint64_t file_id, uint64_t block)
@@ -134,13 +173,13 @@ static void do_take_out(struct bbc_cache *c, struct bbc_entry *e, uint32_t bucke
 static uint32_t do_find_primary(struct bbc_cache *c, uint32_t bucket, uint64_t file_id,
 				uint64_t block)
 {
-	uint32_t cur = atomic_load(&c->buckets[bucket]);
+	struct bbc_walk w;
 
-	for (int steps = 0; cur && steps < BBC_CHAIN_MAX; steps++) {
+	bbc_walk_start(c, &w, bucket);
+	for (uint32_t cur; (cur = bbc_walk_next(c, &w));) {
 		struct bbc_entry *e = bbc_entry_at(c, cur);
 		if (key_is(e, file_id, block) && e->copy == 0)
 			return cur;
-		cur = e->next;
 	}
 	return BBC_NIL;
 }
@@ -150,9 +189,11 @@ static uint32_t do_find_primary(struct bbc_cache *c, uint32_t bucket, uint64_t f
 static uint32_t do_find_ready(struct bbc_cache *c, uint32_t bucket, uint64_t file_id,
 			      uint64_t block, int me)
 {
-	uint32_t cur = atomic_load(&c->buckets[bucket]), prim = 0, other = 0;
+	struct bbc_walk w;
+	uint32_t prim = 0, other = 0;
 
-	for (int steps = 0; cur && steps < BBC_CHAIN_MAX; steps++) {
+	bbc_walk_start(c, &w, bucket);
+	for (uint32_t cur; (cur = bbc_walk_next(c, &w));) {
 		struct bbc_entry *e = bbc_entry_at(c, cur);
 		if (key_is(e, file_id, block) && bbc_state(e) == BBC_ST_READY) {
 			if (e->copy == (uint8_t)(me + 1) || (e->copy == 0 && e->arena == me))
@@ -162,7 +203,6 @@ static uint32_t do_find_ready(struct bbc_cache *c, uint32_t bucket, uint64_t fil
 			else
 				other = cur;
 		}
-		cur = e->next;
 	}
 	return prim ? prim : other;
 }
@@ -227,12 +267,13 @@ __attribute__((noinline)) static long read_slow(struct bbc_cache *c, uint64_t fi
 	int me = c->hdr->n_arenas > 1 ? bbc_current_arena(c) : 0;
 
 	for (int attempt = 0; attempt < 4; attempt++) {
-		uint32_t cur = atomic_load_explicit(&c->buckets[bucket], memory_order_acquire);
 		struct bbc_entry *found = NULL, *prim = NULL;
 		uint32_t gfound = 0, gprim = 0;
 		int unstable = 0;
+		struct bbc_walk w;
 
-		for (int steps = 0; cur && steps < BBC_CHAIN_MAX; steps++) {
+		bbc_walk_start(c, &w, bucket);
+		for (uint32_t cur; (cur = bbc_walk_next(c, &w));) {
 			struct bbc_entry *e = &c->entries[cur - 1];
 			uint32_t g = atomic_load_explicit(&e->gen, memory_order_acquire);
 			if (BB_UNLIKELY(g & 1)) {
@@ -253,9 +294,6 @@ __attribute__((noinline)) static long read_slow(struct bbc_cache *c, uint64_t fi
 					gprim = g;
 				}
 			}
-			cur = RELAXED(e->next);
-			if (BB_UNLIKELY(cur > c->hdr->n_entries))
-				break; /* torn read of a moving entry */
 		}
 		if (!found && prim) {
 			found = prim;
@@ -295,20 +333,40 @@ __attribute__((noinline)) static long read_slow(struct bbc_cache *c, uint64_t fi
 	return -BB_ENOENT;
 }
 
-/* The hit path: the block is the first entry of its chain, a primary, and
- * READY (the common case: chains are about one entry long).  Anything else
- * goes to read_slow, which walks the whole chain.  Reads are validated by
- * the entry's generation before and after the copy, so a block evicted or
- * replaced meanwhile is never returned. */
+/* The first slot of bk whose tag is `tag`, or -1.  Exact zero-byte test
+ * (no borrow from one byte into the next). */
+static inline int first_tag_match(struct bbc_bucket *bk, uint8_t tag)
+{
+	const uint64_t ones = 0x0101010101010101ULL, low7 = 0x7f7f7f7f7f7f7f7fULL;
+	uint64_t lo = atomic_load_explicit(&bk->tags_lo, memory_order_relaxed) ^ (ones * tag);
+	uint64_t hi = atomic_load_explicit(&bk->tags_hi, memory_order_relaxed) ^ (ones * tag);
+
+	lo = ~(((lo & low7) + low7) | lo | low7);
+	if (BB_LIKELY(lo))
+		return __builtin_ctzll(lo) >> 3;
+	hi = ~(((hi & low7) + low7) | hi | low7) & 0x80808080ULL;
+	return hi ? 8 + (__builtin_ctzll(hi) >> 3) : -1;
+}
+
+/* The hit path: the first slot of the bucket whose tag matches holds the
+ * block, a primary, READY (the common case: one line for the bucket, one
+ * for the entry, however many keys share the bucket).  Anything else goes
+ * to read_slow, which walks every slot and the overflow chain.  Reads are
+ * validated by the entry's generation before and after the copy, so a
+ * block evicted or replaced meanwhile is never returned. */
 long bbc_read(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint64_t off, void *buf,
 	      size_t len)
 {
 	struct bbc_client_stats *st = c->st;
 	if (BB_UNLIKELY(c->read_slow_only | !st))
 		return read_slow(c, file_id, block, off, buf, len);
-	uint32_t cur = atomic_load_explicit(&c->buckets[bbc_bucket_of(c, file_id, block)],
-					    memory_order_acquire);
-	if (BB_UNLIKELY(!cur))
+	uint64_t h = bbc_key_hash(file_id, block);
+	struct bbc_bucket *bk = &c->buckets[(uint32_t)h & c->n_buckets_mask];
+	int i = first_tag_match(bk, bbc_key_tag(h));
+	if (BB_UNLIKELY(i < 0))
+		return read_slow(c, file_id, block, off, buf, len);
+	uint32_t cur = atomic_load_explicit(&bk->slot[i], memory_order_acquire);
+	if (BB_UNLIKELY(cur - 1 >= c->n_entries)) /* empty (0 - 1 wraps) or corrupt */
 		return read_slow(c, file_id, block, off, buf, len);
 	struct bbc_entry *e = &c->entries[cur - 1];
 	uint32_t g = atomic_load_explicit(&e->gen, memory_order_acquire);
@@ -450,10 +508,10 @@ int bbc_evict(struct bbc_cache *c, uint64_t file_id, uint64_t block)
 		return rc;
 	/* The primary and its replicas go together. */
 	rc = BB_ENOENT;
-	for (uint32_t cur = atomic_load(&c->buckets[bucket]), steps = 0;
-	     cur && steps < BBC_CHAIN_MAX && nv <= BBC_MAX_ARENAS; steps++) {
+	struct bbc_walk w;
+	bbc_walk_start(c, &w, bucket);
+	for (uint32_t cur; nv <= BBC_MAX_ARENAS && (cur = bbc_walk_next(c, &w));) {
 		struct bbc_entry *e = bbc_entry_at(c, cur);
-		uint32_t next = e->next;
 		if (key_is(e, file_id, block)) {
 			uint32_t st = bbc_state(e);
 			if (st == BBC_ST_FILLING || atomic_load(&e->refcnt)) {
@@ -462,7 +520,6 @@ int bbc_evict(struct bbc_cache *c, uint64_t file_id, uint64_t block)
 			}
 			victims[nv++] = cur;
 		}
-		cur = next;
 	}
 	if (rc == BB_EBUSY || nv == 0) {
 		bbc_unlock(&c->stripes[s]);
@@ -647,7 +704,6 @@ int bbc_get(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint32_t len,
 		e->err = 0;
 		e->owner = (uint32_t)c->my_slot + 1;
 		atomic_store(&e->state, BBC_ST_FILLING);
-		e->next = atomic_load(&c->buckets[bucket]);
 		rc = do_pin(c, spare, ref);
 		if (rc != BB_OK) {
 			atomic_store(&e->state, BBC_ST_NEW);
@@ -655,7 +711,7 @@ int bbc_get(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint32_t len,
 			bbc_unlock(&c->stripes[s]);
 			break;
 		}
-		atomic_store_explicit(&c->buckets[bucket], spare, memory_order_release);
+		do_bbc_link(c, bucket, spare);
 		bbc_gen_end(e);
 		bbc_unlock(&c->stripes[s]);
 		spare = 0;
@@ -752,12 +808,12 @@ static void maybe_replicate(struct bbc_cache *c, uint64_t file_id, uint64_t bloc
 	if (BBC_LOCK(c, &c->stripes[s], BBC_LK_STRIPE, s) != BB_OK)
 		goto out;
 	int exists = 0;
-	for (uint32_t cur = atomic_load(&c->buckets[bucket]), n = 0; cur && n < BBC_CHAIN_MAX;
-	     n++) {
+	struct bbc_walk w;
+	bbc_walk_start(c, &w, bucket);
+	for (uint32_t cur; (cur = bbc_walk_next(c, &w));) {
 		struct bbc_entry *x = bbc_entry_at(c, cur);
 		if (key_is(x, file_id, block) && x->copy == (uint8_t)(me + 1))
 			exists = 1;
-		cur = x->next;
 	}
 	if (!exists) {
 		bbc_gen_begin(e);
@@ -767,8 +823,7 @@ static void maybe_replicate(struct bbc_cache *c, uint64_t file_id, uint64_t bloc
 		e->len = src.len;
 		e->owner = 0;
 		atomic_store(&e->state, BBC_ST_READY);
-		e->next = atomic_load(&c->buckets[bucket]);
-		atomic_store_explicit(&c->buckets[bucket], spare, memory_order_release);
+		do_bbc_link(c, bucket, spare);
 		bbc_gen_end(e);
 		spare = 0;
 		my_stats(c)->replicas++;

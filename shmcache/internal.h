@@ -22,7 +22,8 @@ struct bbc_cache {
 	int read_slow_only;     /* replicas may exist: bbc_read walks whole chains */
 	pid_t my_pid;
 	uint32_t n_buckets_mask, n_stripes_mask;
-	_Atomic uint32_t *buckets;
+	uint32_t n_entries;        /* hdr->n_entries, on the hit path's own line */
+	struct bbc_bucket *buckets;
 	struct bbc_lock *stripes;
 	struct bbc_entry *entries; /* entries[i] is index i + 1 */
 	pthread_mutex_t reg_lock;  /* process-local: client registration */
@@ -63,6 +64,56 @@ static inline uint64_t bbc_key_hash(uint64_t file_id, uint64_t block)
 static inline uint32_t bbc_bucket_of(struct bbc_cache *c, uint64_t file_id, uint64_t block)
 {
 	return (uint32_t)bbc_key_hash(file_id, block) & c->n_buckets_mask;
+}
+
+/* The tag of a key in its bucket: hash bits the bucket index never uses
+ * (at most 2^30 buckets). */
+static inline uint8_t bbc_key_tag(uint64_t hash)
+{
+	return (uint8_t)(hash >> 56);
+}
+
+/* A walk over the entries of one bucket: its slots, then its overflow
+ * chain.  Under the stripe lock it sees every entry once; lock-free, a
+ * concurrent change may hide one (a false miss), and indices out of range
+ * end the walk. */
+struct bbc_walk {
+	struct bbc_bucket *bk;
+	uint32_t i;     /* next slot; BBC_BUCKET_SLOTS: the chain comes next */
+	uint32_t cur;   /* in the chain: the entry last returned */
+	uint32_t steps;
+};
+
+static inline void bbc_walk_start(struct bbc_cache *c, struct bbc_walk *w, uint32_t bucket)
+{
+	w->bk = &c->buckets[bucket];
+	w->i = 0;
+	w->cur = BBC_NIL;
+	w->steps = 0;
+}
+
+/* The next entry (index + 1), or 0 at the end. */
+static inline uint32_t bbc_walk_next(struct bbc_cache *c, struct bbc_walk *w)
+{
+	uint32_t n = c->hdr->n_entries, x;
+
+	while (w->i < BBC_BUCKET_SLOTS) {
+		x = atomic_load_explicit(&w->bk->slot[w->i++], memory_order_acquire);
+		if (x && x <= n)
+			return x;
+	}
+	if (w->i == BBC_BUCKET_SLOTS) {
+		w->i++;
+		x = atomic_load_explicit(&w->bk->chain, memory_order_acquire);
+	} else if (w->cur) {
+		x = __atomic_load_n(&c->entries[w->cur - 1].next, __ATOMIC_ACQUIRE);
+	} else {
+		return BBC_NIL;
+	}
+	if (x > n || ++w->steps > BBC_CHAIN_MAX)
+		x = BBC_NIL; /* a torn read of a moving entry, or a loop */
+	w->cur = x;
+	return x;
 }
 
 static inline uint32_t bbc_stripe_of_bucket(struct bbc_cache *c, uint32_t bucket)
@@ -125,6 +176,8 @@ void bbc_entry_put(struct bbc_cache *c, uint32_t idx1);
 void do_bbc_slots_rebuild(struct bbc_cache *c); /* slots lock held */
 int bbc_evict_some(struct bbc_cache *c, int arena, int want_slots);
 void do_bbc_unlink(struct bbc_cache *c, uint32_t bucket, uint32_t idx1);
+void do_bbc_link(struct bbc_cache *c, uint32_t bucket, uint32_t idx1);
+void do_bbc_set_tag(struct bbc_bucket *bk, int slot, uint8_t tag);
 
 /* audit.c */
 void do_bbc_stripe_repair(struct bbc_cache *c, uint32_t stripe); /* stripe lock held */

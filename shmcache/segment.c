@@ -316,7 +316,8 @@ static void cache_setup_views(struct bbc_cache *c)
 	c->base = (char *)c->hdr;
 	c->n_buckets_mask = c->hdr->n_buckets - 1;
 	c->n_stripes_mask = c->hdr->n_stripes - 1;
-	c->buckets = (_Atomic uint32_t *)(c->base + c->hdr->off_buckets);
+	c->n_entries = c->hdr->n_entries;
+	c->buckets = (struct bbc_bucket *)(c->base + c->hdr->off_buckets);
 	c->stripes = (struct bbc_lock *)(c->base + c->hdr->off_stripes);
 	c->entries = (struct bbc_entry *)(c->base + c->hdr->off_entries);
 	c->read_slow_only = c->hdr->policy == BBC_NUMA_REPLICATE && c->hdr->n_arenas > 1;
@@ -347,7 +348,7 @@ static uint64_t plan_layout(const struct bbc_params *p, struct bbc_header *h, in
 		h->n_entries = 1024;
 	h->n_clients = p->n_clients ? p->n_clients : 256;
 	h->refs_per_client = p->refs_per_client ? p->refs_per_client : 256;
-	h->n_buckets = pow2_at_least(h->n_entries);
+	h->n_buckets = pow2_at_least(h->n_entries / BBC_ENTRIES_PER_BUCKET);
 	h->n_stripes = h->n_buckets < 1024 ? h->n_buckets : 1024;
 	h->client_size = (uint32_t)round_up(sizeof(struct bbc_client) +
 					    (uint64_t)h->refs_per_client * 4, BBC_LINE);
@@ -357,7 +358,7 @@ static uint64_t plan_layout(const struct bbc_params *p, struct bbc_header *h, in
 	h->off_stripes = off;
 	off += (uint64_t)h->n_stripes * sizeof(struct bbc_lock);
 	h->off_buckets = off;
-	off = round_up(off + (uint64_t)h->n_buckets * 4, BBC_LINE);
+	off += (uint64_t)h->n_buckets * sizeof(struct bbc_bucket);
 	h->off_entries = off;
 	off += (uint64_t)h->n_entries * sizeof(struct bbc_entry);
 	for (int a = 0; a < n_arenas; a++) {
@@ -558,7 +559,8 @@ static int layout_ok(const struct bbc_header *h)
 	if (h->off_clients < sizeof(*h) ||
 	    h->off_stripes < h->off_clients + (uint64_t)h->n_clients * h->client_size ||
 	    h->off_buckets < h->off_stripes + (uint64_t)h->n_stripes * sizeof(struct bbc_lock) ||
-	    h->off_entries < h->off_buckets + (uint64_t)h->n_buckets * 4 ||
+	    h->off_buckets % BBC_LINE ||
+	    h->off_entries < h->off_buckets + (uint64_t)h->n_buckets * sizeof(struct bbc_bucket) ||
 	    h->off_entries + (uint64_t)h->n_entries * sizeof(struct bbc_entry) > end)
 		return 0;
 	for (uint32_t a = 0; a < h->n_arenas; a++) {

@@ -345,8 +345,14 @@ static void die_holding(struct bbc_cache *c, struct bbc_lock *l, void (*mess)(st
 static void mess_stripe(struct bbc_cache *c)
 {
 	/* Half an eviction: gen odd, state EVICTING, still in the chain. */
-	uint32_t b = bbc_bucket_of(c, 6, 0);
-	uint32_t idx = atomic_load(&c->buckets[b]);
+	struct bbc_walk w;
+	uint32_t idx;
+	bbc_walk_start(c, &w, bbc_bucket_of(c, 6, 0));
+	while ((idx = bbc_walk_next(c, &w)) &&
+	       !(bbc_entry_at(c, idx)->file_id == 6 && bbc_entry_at(c, idx)->block == 0))
+		;
+	if (!idx)
+		_exit(3);
 	struct bbc_entry *e = bbc_entry_at(c, idx);
 	if (bbc_register(c) != BB_OK)
 		_exit(2);
@@ -408,6 +414,125 @@ static void test_lock_holder_dies(void)
 	CU_ASSERT_EQUAL(bbc_get(c, 7, 0, 2 << 20, -1, 0, 0, &ref), BB_OK);
 	bbc_fill_abort(c, &ref, BB_EFILL);
 	drop_cache(c, 9);
+}
+
+/* A crowded bucket: 12 keys in the slots of its line, the rest on its
+ * overflow chain; two keys with the same tag; evictions from both places;
+ * a lock holder that dies after scribbling on the slots. */
+static uint32_t crowd_bucket;
+
+static void mess_bucket(struct bbc_cache *c)
+{
+	struct bbc_bucket *bk = &c->buckets[crowd_bucket];
+	atomic_store(&bk->slot[0], c->hdr->n_entries + 5); /* out of range */
+	atomic_store(&bk->tags_lo, 0);                      /* every tag wrong */
+}
+
+static void test_crowded_bucket(void)
+{
+	struct bbc_params p = {0};
+	struct bbc_cache *c = NULL;
+	enum { N = 40 };
+	uint64_t blk[N], twin[2] = {0, 0};
+	int n = 0, have_twin = 0;
+
+	p.job_id = shmtest_job_id(19);
+	p.byte_limit = 16 << 20;
+	p.n_entries = 1024;
+	p.owner = (uid_t)-1;
+	CU_ASSERT_EQUAL_FATAL(bbc_create(&p, &c), BB_OK);
+	crowd_bucket = bbc_bucket_of(c, 100, 0);
+	/* N blocks of file 100 in one bucket; among them two with one tag. */
+	for (uint64_t b = 0; n < N && b < 10000000; b++) {
+		if (bbc_bucket_of(c, 100, b) != crowd_bucket)
+			continue;
+		uint8_t tag = bbc_key_tag(bbc_key_hash(100, b));
+		for (int k = 0; k < n && !have_twin; k++) {
+			if (bbc_key_tag(bbc_key_hash(100, blk[k])) == tag) {
+				twin[0] = blk[k];
+				twin[1] = b;
+				have_twin = 1;
+			}
+		}
+		blk[n++] = b;
+	}
+	CU_ASSERT_EQUAL_FATAL(n, N);
+	if (!have_twin) { /* search on for a twin of blk[0] */
+		uint8_t tag = bbc_key_tag(bbc_key_hash(100, blk[0]));
+		for (uint64_t b = blk[N - 1] + 1; !have_twin && b < 100000000; b++) {
+			if (bbc_bucket_of(c, 100, b) == crowd_bucket &&
+			    bbc_key_tag(bbc_key_hash(100, b)) == tag) {
+				twin[0] = blk[0];
+				twin[1] = blk[N - 1] = b;
+				have_twin = 1;
+			}
+		}
+	}
+	CU_ASSERT_FATAL(have_twin);
+	for (int k = 0; k < N; k++)
+		CU_ASSERT_EQUAL(shmtest_put(c, 100, blk[k], 4096), BB_OK);
+	struct bbc_bucket *bk = &c->buckets[crowd_bucket];
+	int in_slots = 0, in_chain = 0;
+	for (int i = 0; i < BBC_BUCKET_SLOTS; i++)
+		in_slots += atomic_load(&bk->slot[i]) != 0;
+	for (uint32_t x = atomic_load(&bk->chain); x; x = bbc_entry_at(c, x)->next)
+		in_chain++;
+	CU_ASSERT_EQUAL(in_slots, BBC_BUCKET_SLOTS);
+	CU_ASSERT_EQUAL(in_chain, N - BBC_BUCKET_SLOTS);
+	for (int k = 0; k < N; k++)
+		CU_ASSERT(read_ok(c, 100, blk[k], 4096));
+
+	/* Evict every third key (slots and chain), then the first twin. */
+	char buf[4096];
+	for (int k = 0; k < N; k += 3)
+		CU_ASSERT_EQUAL(bbc_evict(c, 100, blk[k]), BB_OK);
+	if (bbc_read(c, 100, twin[0], 0, buf, sizeof(buf)) >= 0)
+		CU_ASSERT_EQUAL(bbc_evict(c, 100, twin[0]), BB_OK);
+	for (int k = 0; k < N; k++) {
+		long r = bbc_read(c, 100, blk[k], 0, buf, sizeof(buf));
+		if (k % 3 == 0 || blk[k] == twin[0]) {
+			CU_ASSERT_EQUAL(r, -BB_ENOENT);
+		} else {
+			CU_ASSERT(r == 4096 && shmtest_check(buf, 100, blk[k], 0, 4096));
+		}
+	}
+	/* Refilled keys take the free slots again. */
+	for (int k = 0; k < N; k++)
+		CU_ASSERT_EQUAL(shmtest_put(c, 100, blk[k], 4096), BB_OK);
+	for (int k = 0; k < N; k++)
+		CU_ASSERT(read_ok(c, 100, blk[k], 4096));
+
+	/* A holder of the stripe dies after scribbling on the line: the repair
+	 * drops the impossible slot, and wrong tags only cost the slow path. */
+	uint32_t s = bbc_stripe_of_bucket(c, crowd_bucket);
+	uint32_t lost = atomic_load(&bk->slot[0]);
+	die_holding(c, &c->stripes[s], mess_bucket);
+	for (int k = 0; k < N; k++)
+		CU_ASSERT(bbc_read(c, 100, blk[k], 0, buf, sizeof(buf)) == -BB_ENOENT ||
+			  read_ok(c, 100, blk[k], 4096));
+	bbc_set_pinned(c, 100, blk[1], 0); /* takes the stripe lock: repairs */
+	CU_ASSERT_EQUAL(c->stripes[s].repairs, 1);
+	CU_ASSERT_EQUAL(atomic_load(&bk->slot[0]) == c->hdr->n_entries + 5, 0);
+	int missing = 0;
+	for (int k = 0; k < N; k++) {
+		if (bbc_read(c, 100, blk[k], 0, buf, sizeof(buf)) == -BB_ENOENT) {
+			missing++;
+			CU_ASSERT_EQUAL(shmtest_put(c, 100, blk[k], 4096), BB_OK);
+		}
+		CU_ASSERT(read_ok(c, 100, blk[k], 4096));
+	}
+	CU_ASSERT(missing <= 1); /* only the entry whose slot was overwritten */
+	/* The repair gave the slots their tags back. */
+	for (int i = 0; i < BBC_BUCKET_SLOTS; i++) {
+		uint32_t x = atomic_load(&bk->slot[i]);
+		uint64_t t = i < 8 ? atomic_load(&bk->tags_lo) >> (8 * i)
+				   : atomic_load(&bk->tags_hi) >> (8 * (i - 8));
+		if (x && x != lost)
+			CU_ASSERT_EQUAL((uint8_t)t, bbc_key_tag(bbc_key_hash(
+							     bbc_entry_at(c, x)->file_id,
+							     bbc_entry_at(c, x)->block)));
+	}
+	drop_cache(c, 19);
 }
 
 /* CLOCK eviction keeps the byte limit, skips pinned and referenced blocks,
@@ -665,6 +790,7 @@ SHMTEST_MAIN("shmcache",
 	     {"reader dies with a pin", test_reader_dies_with_pin},
 	     {"lock holders die", test_lock_holder_dies},
 	     {"eviction", test_eviction},
+	     {"crowded bucket", test_crowded_bucket},
 	     {"slot eviction", test_slot_eviction},
 	     {"64 MiB blocks", test_large_blocks},
 	     {"numa local and interleave", test_numa_local_and_interleave},
