@@ -48,7 +48,7 @@
 #define BBC_OFF_NONE UINT64_MAX
 #define BBC_CHAIN_MAX 4096 /* a lock-free walk of an overflow chain gives up after this many steps */
 #define BBC_BUCKET_SLOTS 12 /* entries a bucket line holds before its overflow chain */
-#define BBC_ENTRIES_PER_BUCKET 8 /* n_buckets = pow2 >= n_entries / this */
+#define BBC_ENTRIES_PER_BUCKET 10 /* n_buckets = ceil(n_entries / this) */
 #define BBC_REPLICATE_AFTER 2 /* remote hits before a replica is made */
 /* Client liveness: byte BBC_CLIENT_LOCK_BASE + slot of the segment file is
  * write-locked (fcntl) by the process using the slot, and the kernel drops
@@ -159,7 +159,7 @@ struct bbc_header {
 	uint32_t owner_uid;
 	uint32_t policy;
 	uint32_t n_arenas;
-	uint32_t n_buckets;      /* power of two; lines of struct bbc_bucket */
+	uint32_t n_buckets;      /* lines of struct bbc_bucket (any count) */
 	uint32_t n_stripes;      /* power of two */
 	uint32_t n_entries;
 	uint32_t n_clients;

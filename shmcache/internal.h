@@ -21,7 +21,7 @@ struct bbc_cache {
 	struct bbc_client_stats *st; /* my_slot's statistics; NULL with my_slot -1 */
 	int read_slow_only;     /* replicas may exist: bbc_read walks whole chains */
 	pid_t my_pid;
-	uint32_t n_buckets_mask, n_stripes_mask;
+	uint32_t n_buckets, n_stripes_mask;
 	uint32_t n_entries;        /* hdr->n_entries, on the hit path's own line */
 	struct bbc_bucket *buckets;
 	struct bbc_lock *stripes;
@@ -61,9 +61,17 @@ static inline uint64_t bbc_key_hash(uint64_t file_id, uint64_t block)
 	return h;
 }
 
+/* The bucket of a hash: its low 32 bits scaled to [0, n_buckets), so the
+ * bucket count need not be a power of two (the footprint of the bucket
+ * array is what a lookup pays for; see docs/shmcache.md section 5). */
+static inline uint32_t bbc_bucket_of_hash(struct bbc_cache *c, uint64_t hash)
+{
+	return (uint32_t)(((hash & 0xffffffffULL) * c->n_buckets) >> 32);
+}
+
 static inline uint32_t bbc_bucket_of(struct bbc_cache *c, uint64_t file_id, uint64_t block)
 {
-	return (uint32_t)bbc_key_hash(file_id, block) & c->n_buckets_mask;
+	return bbc_bucket_of_hash(c, bbc_key_hash(file_id, block));
 }
 
 /* The tag of a key in its bucket: hash bits the bucket index never uses

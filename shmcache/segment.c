@@ -303,18 +303,10 @@ static uint64_t round_up(uint64_t v, uint64_t a)
 	return (v + a - 1) / a * a;
 }
 
-static uint32_t pow2_at_least(uint64_t v)
-{
-	uint32_t p = 1;
-	while (p < v && p < (1u << 30))
-		p <<= 1;
-	return p;
-}
-
 static void cache_setup_views(struct bbc_cache *c)
 {
 	c->base = (char *)c->hdr;
-	c->n_buckets_mask = c->hdr->n_buckets - 1;
+	c->n_buckets = c->hdr->n_buckets;
 	c->n_stripes_mask = c->hdr->n_stripes - 1;
 	c->n_entries = c->hdr->n_entries;
 	c->buckets = (struct bbc_bucket *)(c->base + c->hdr->off_buckets);
@@ -348,8 +340,10 @@ static uint64_t plan_layout(const struct bbc_params *p, struct bbc_header *h, in
 		h->n_entries = 1024;
 	h->n_clients = p->n_clients ? p->n_clients : 256;
 	h->refs_per_client = p->refs_per_client ? p->refs_per_client : 256;
-	h->n_buckets = pow2_at_least(h->n_entries / BBC_ENTRIES_PER_BUCKET);
-	h->n_stripes = h->n_buckets < 1024 ? h->n_buckets : 1024;
+	h->n_buckets = (h->n_entries + BBC_ENTRIES_PER_BUCKET - 1) / BBC_ENTRIES_PER_BUCKET;
+	h->n_stripes = 1024;
+	while (h->n_stripes > h->n_buckets)
+		h->n_stripes >>= 1;
 	h->client_size = (uint32_t)round_up(sizeof(struct bbc_client) +
 					    (uint64_t)h->refs_per_client * 4, BBC_LINE);
 
@@ -550,8 +544,7 @@ static int layout_ok(const struct bbc_header *h)
 {
 	uint64_t end = h->seg_size;
 
-	if (h->n_arenas < 1 || h->n_arenas > BBC_MAX_ARENAS || !h->n_buckets ||
-	    (h->n_buckets & (h->n_buckets - 1)) || !h->n_stripes ||
+	if (h->n_arenas < 1 || h->n_arenas > BBC_MAX_ARENAS || !h->n_buckets || !h->n_stripes ||
 	    (h->n_stripes & (h->n_stripes - 1)) || h->n_stripes > h->n_buckets ||
 	    h->n_entries < 1 || h->n_entries > (1u << 30) || h->n_clients < 1 ||
 	    h->client_size < sizeof(struct bbc_client) + (uint64_t)h->refs_per_client * 4)
