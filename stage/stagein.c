@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@
 
 #define SMALL_CHUNK (8u << 20)
 #define HASH_PIECE (1u << 20)    /* the hashing thread reads this much at a time */
+#define MEM_FILE_MAX (1u << 20)   /* files up to this size are kept in memory... */
+#define MEM_BUDGET (64u << 20)    /* ...while fewer bytes than this are, and written by the writer thread */
 
 struct file_job;
 
@@ -77,17 +80,36 @@ struct hash_queue {
 	char *buf;                /* hashing thread */
 };
 
+/* The writer thread: small files are received into memory and written,
+ * dated and renamed there (open, write, futimens, close, rename: most of
+ * the work per small file is these system calls), while the engine's
+ * thread goes on receiving.  Started with the first such file. */
+struct write_queue {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;      /* a file to write, or quit */
+	pthread_t thread;
+	int started, broken;      /* broken: could not start; files go to disk directly */
+	int quit;                 /* lock */
+	struct file_job *todo, **todo_tail; /* lock: to write, in order */
+	struct file_job *done;    /* lock: written (or failed), for the engine's thread */
+	uint32_t pending;         /* engine thread: handed to the thread, not back yet */
+	struct bb_engine *eng;
+	char last_dir[PATH_MAX];  /* writer thread: the directory it made last */
+};
+
+/* A file in flight.  Owned by the engine's thread, except while a helper
+ * thread has it (in its queue, until it hands it back). */
 struct file_job {
 	struct stage_run *run;
+	struct file_job *next;    /* a helper queue's list, or the free slots */
 	uint32_t idx;             /* manifest entry */
-	char final[PATH_MAX];
-	char tmp[PATH_MAX];
-	char url[8192];
 	int fd;
 	uint32_t parts_left;
 	int failed;
 	int rc;
-	char err[600];
+	uint64_t size;
+	int64_t mtime_ns;
+	char *mem;                /* a small file's bytes (mem_buf, kept in memory), or NULL */
 	struct part_ref one;      /* the refs of a single-request file */
 	struct part_ref *refs;    /* the refs of a file of several ranges */
 	/* Single-request files: the digests stream with the data. */
@@ -95,6 +117,13 @@ struct file_job {
 	int stream_ok;            /* the digests saw every byte, in order */
 	uint64_t stream_pos;
 	struct hash_job *hj;      /* several ranges: the hashing thread's part */
+	/* Not cleared when a slot is reused (written before they are read): */
+	char final[PATH_MAX];
+	char *mem_buf;            /* the slot's buffer for small files, kept for the next */
+	size_t mem_cap;
+	char tmp[PATH_MAX];
+	char url[8192];
+	char err[600];
 };
 
 struct stage_run {
@@ -103,7 +132,10 @@ struct stage_run {
 	struct bb_origin org;
 	struct bb_manifest *m;
 	struct bb_progress prog;
-	struct file_job *jobs;    /* by manifest index, only files in flight */
+	struct file_job *slots;   /* the files in flight: 2 * max_active slots */
+	struct file_job *free_slots;
+	int first_rc;             /* why the first failed file failed */
+	uint64_t mem_bytes;       /* bytes of the slots' buffers (mem_cap) */
 	uint32_t active_files;
 	uint32_t next;            /* next manifest entry to start */
 	uint32_t count;
@@ -123,11 +155,15 @@ struct stage_run {
 	int pumping;
 	char last_dir[PATH_MAX];  /* the directory open_tmp made last */
 	struct hash_queue hq;
+	struct write_queue wq;
 };
 
 static void pump(struct stage_run *run);
 static void start_file(struct stage_run *run, uint32_t idx);
 static void file_finish(struct file_job *j);
+static void file_done(struct file_job *j, const struct bb_mentry *e);
+static void writer_push(struct write_queue *q, struct file_job *j);
+static int open_tmp(struct file_job *j, char *last_dir);
 
 /* Load a verified file into the shm cache, block by block (single flight:
  * a block someone else is loading is waited for, not loaded twice).  A
@@ -216,6 +252,12 @@ static int file_data(void *arg, const void *buf, size_t n, uint64_t off)
 	 * when the next file ends (pump starts it even in a full window). */
 	if (run->x && run->x->next && ++run->ticks % 32 == 0)
 		pump(run);
+	if (j->mem) {
+		if (off > j->size || n > j->size - off)
+			return BB_ERANGE; /* the engine holds bodies to the listed size */
+		memcpy(j->mem + off, buf, n);
+		done = n;
+	}
 	while (done < n) {
 		ssize_t w = pwrite(j->fd, (const char *)buf + done, n - done, (off_t)(off + done));
 		if (w < 0) {
@@ -475,6 +517,161 @@ static void job_fail(struct file_job *j, int rc, const char *msg)
 	}
 }
 
+/* Give the complete, verified temporary of j its mtime and final name;
+ * closes j->fd. */
+static void date_and_rename(struct file_job *j)
+{
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {j->mtime_ns / 1000000000, j->mtime_ns % 1000000000}};
+
+	if (j->mtime_ns)
+		futimens(j->fd, ts);
+	if (close(j->fd) < 0)
+		job_fail(j, BB_ESYS, "close failed");
+	j->fd = -1;
+	if (!j->failed && rename(j->tmp, j->final) < 0) {
+		char msg[PATH_MAX + 100];
+		snprintf(msg, sizeof(msg), "cannot rename into %s: %s", j->final, strerror(errno));
+		job_fail(j, BB_ESYS, msg);
+	}
+}
+
+/* ---- the writer thread ---------------------------------------------------------- */
+
+/* Write j's bytes (j->mem) to its temporary, date it, rename it. */
+static void write_mem_file(struct write_queue *q, struct file_job *j)
+{
+	uint64_t done = 0;
+	int rc = open_tmp(j, q->last_dir);
+
+	if (rc != BB_OK) {
+		j->failed = 1;
+		j->rc = rc;
+		return;
+	}
+	while (done < j->size) {
+		ssize_t w = write(j->fd, j->mem + done, (size_t)(j->size - done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			char msg[PATH_MAX + 100];
+			int nospc = errno == ENOSPC || errno == EDQUOT;
+			snprintf(msg, sizeof(msg), "%s: %s", j->final,
+				 nospc ? "no space left" : strerror(errno));
+			job_fail(j, nospc ? BB_ENOSPC : BB_ESYS, msg);
+			break;
+		}
+		done += (uint64_t)w;
+	}
+	if (!j->failed)
+		date_and_rename(j);
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+}
+
+static void *writer_main(void *arg)
+{
+	struct write_queue *q = arg;
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		struct file_job *j = q->todo;
+		if (!j) {
+			if (q->quit)
+				break;
+			pthread_cond_wait(&q->cond, &q->lock);
+			continue;
+		}
+		q->todo = j->next;
+		if (!q->todo)
+			q->todo_tail = &q->todo;
+		pthread_mutex_unlock(&q->lock);
+		write_mem_file(q, j);
+		pthread_mutex_lock(&q->lock);
+		j->next = q->done;
+		q->done = j;
+		pthread_mutex_unlock(&q->lock);
+		bb_engine_wakeup(q->eng);
+		pthread_mutex_lock(&q->lock);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+static int writer_start(struct write_queue *q, struct bb_engine *eng)
+{
+	if (q->started || q->broken)
+		return q->started ? BB_OK : BB_ESYS;
+	q->eng = eng;
+	q->todo = NULL;
+	q->todo_tail = &q->todo;
+	if (pthread_mutex_init(&q->lock, NULL) != 0)
+		goto broken;
+	if (pthread_cond_init(&q->cond, NULL) != 0) {
+		pthread_mutex_destroy(&q->lock);
+		goto broken;
+	}
+	if (pthread_create(&q->thread, NULL, writer_main, q) != 0) {
+		pthread_cond_destroy(&q->cond);
+		pthread_mutex_destroy(&q->lock);
+		goto broken;
+	}
+	q->started = 1;
+	return BB_OK;
+broken:
+	bb_debug("no writer thread; small files are written as they arrive");
+	q->broken = 1;
+	return BB_ESYS;
+}
+
+static void writer_stop(struct write_queue *q)
+{
+	if (!q->started)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->quit = 1;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	pthread_cond_destroy(&q->cond);
+	pthread_mutex_destroy(&q->lock);
+	q->started = 0;
+}
+
+static void writer_push(struct write_queue *q, struct file_job *j)
+{
+	j->next = NULL;
+	pthread_mutex_lock(&q->lock);
+	*q->todo_tail = j;
+	q->todo_tail = &j->next;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	q->pending++;
+}
+
+/* The engine's drain hook: files the writer and the hashing thread handed back. */
+static unsigned run_drain(void *arg)
+{
+	struct stage_run *run = arg;
+	struct write_queue *q = &run->wq;
+	hash_drain(run);
+	if (!q->pending)
+		return run->hq.pending;
+	pthread_mutex_lock(&q->lock);
+	struct file_job *j = q->done;
+	q->done = NULL;
+	pthread_mutex_unlock(&q->lock);
+	while (j) {
+		struct file_job *next = j->next;
+		struct bb_mentry e;
+		q->pending--;
+		bb_manifest_entry(run->m, j->idx, &e);
+		file_done(j, &e);
+		j = next;
+	}
+	return q->pending + run->hq.pending;
+}
+
 /* All parts in: verify, date, rename. */
 static void file_finish(struct file_job *j)
 {
@@ -494,6 +691,8 @@ static void file_finish(struct file_job *j)
 			memcpy(d, j->hj->md5_d, sizeof(d));
 		else if (j->md5 && j->stream_ok && j->stream_pos == e.size)
 			EVP_DigestFinal_ex(j->md5, d, NULL);
+		else if (j->mem)
+			EVP_Digest(j->mem, e.size, d, NULL, EVP_md5(), NULL);
 		else
 			bb_digest_fd(j->fd, e.size, "MD5", d);
 		for (int i = 0; i < 16; i++)
@@ -515,6 +714,8 @@ static void file_finish(struct file_job *j)
 			memcpy(d, j->hj->sha256_d, sizeof(d));
 		else if (j->sha256 && j->stream_ok && j->stream_pos == e.size)
 			EVP_DigestFinal_ex(j->sha256, d, NULL);
+		else if (j->mem)
+			rc = EVP_Digest(j->mem, e.size, d, NULL, EVP_sha256(), NULL) ? BB_OK : BB_ENOMEM;
 		else
 			rc = bb_sha256_fd(j->fd, e.size, d);
 		if (rc != BB_OK || memcmp(d, e.sha256, sizeof(d)) != 0) {
@@ -522,37 +723,41 @@ static void file_finish(struct file_job *j)
 			job_fail(j, BB_ECORRUPT, msg);
 		}
 	}
+	if (!j->failed && j->mem) { /* verified: the writer thread puts it on disk */
+		writer_push(&run->wq, j);
+		return;
+	}
 	if (!j->failed)
 		load_shm(run, j, &e);
-	if (!j->failed) {
-		struct timespec ts[2] = {{0, UTIME_OMIT}, {e.mtime_ns / 1000000000, e.mtime_ns % 1000000000}};
-		if (e.mtime_ns)
-			futimens(j->fd, ts);
-		if (close(j->fd) < 0)
-			job_fail(j, BB_ESYS, "close failed");
-		j->fd = -1;
-		if (!j->failed && rename(j->tmp, j->final) < 0) {
-			char msg[PATH_MAX + 100];
-			snprintf(msg, sizeof(msg), "cannot rename into %s: %s", j->final, strerror(errno));
-			job_fail(j, BB_ESYS, msg);
-		}
-	}
+	if (!j->failed)
+		date_and_rename(j);
 	if (j->fd >= 0)
 		close(j->fd);
 	j->fd = -1;
+	file_done(j, &e);
+}
+
+/* j is on disk under its final name, or failed: count it, free its slot. */
+static void file_done(struct file_job *j, const struct bb_mentry *e)
+{
+	struct stage_run *run = j->run;
+
 	if (run->x && run->x->done)
 		run->x->done(run->x->arg, j->idx, j->failed ? (j->rc ? j->rc : BB_EFILL) : BB_OK,
 			     j->err, 1);
 	if (j->failed) {
-		unlink(j->tmp);
+		if (j->tmp[0])
+			unlink(j->tmp);
 		run->s->failed++;
 		if (!run->s->first_error[0])
 			snprintf(run->s->first_error, sizeof(run->s->first_error), "%s", j->err);
-		bb_progress_error(&run->prog, e.path, j->err);
+		if (!run->first_rc && j->rc)
+			run->first_rc = j->rc;
+		bb_progress_error(&run->prog, e->path, j->err);
 	} else {
 		run->s->files++;
-		run->s->bytes += e.size;
-		bb_progress_file(&run->prog, e.path, e.size);
+		run->s->bytes += e->size;
+		bb_progress_file(&run->prog, e->path, e->size);
 	}
 	EVP_MD_CTX_free(j->md5);
 	EVP_MD_CTX_free(j->sha256);
@@ -561,6 +766,9 @@ static void file_finish(struct file_job *j)
 	j->hj = NULL;
 	free(j->refs);
 	j->refs = NULL;
+	j->mem = NULL; /* mem_buf stays with the slot */
+	j->next = run->free_slots;
+	run->free_slots = j;
 	run->active_files--;
 	pump(run);
 }
@@ -645,24 +853,24 @@ static void part_done(void *arg, struct bb_xfer_result *r)
 		file_finish(j);
 }
 
-/* Open the temporary file of entry e (creating parent directories). */
-static int open_tmp(struct file_job *j, const struct bb_mentry *e)
+/* Open the temporary file of j (creating parent directories; last_dir,
+ * PATH_MAX bytes, is the calling thread's last directory made). */
+static int open_tmp(struct file_job *j, char *last_dir)
 {
-	struct stage_run *run = j->run;
 	const char *slash = strrchr(j->final, '/');
 	size_t dl = (size_t)(slash - j->final);
 
 	/* Files arrive in path order: their directory is usually the last one
 	 * made, so mkdir -p runs once per directory, not once per file. */
-	if ((dl != strlen(run->last_dir) || memcmp(run->last_dir, j->final, dl) != 0) &&
+	if ((dl != strlen(last_dir) || memcmp(last_dir, j->final, dl) != 0) &&
 	    bb_mkdirs_for(j->final) != BB_OK) {
 		snprintf(j->err, sizeof(j->err), "cannot create the directory of %s: %s", j->final,
 			 strerror(errno));
 		return BB_ESYS;
 	}
-	if (dl < sizeof(run->last_dir)) {
-		memcpy(run->last_dir, j->final, dl);
-		run->last_dir[dl] = '\0';
+	if (dl < PATH_MAX) {
+		memcpy(last_dir, j->final, dl);
+		last_dir[dl] = '\0';
 	}
 	snprintf(j->tmp, sizeof(j->tmp), "%.*s/.%s.bbtmp", (int)(slash - j->final), j->final,
 		 slash + 1);
@@ -673,9 +881,9 @@ static int open_tmp(struct file_job *j, const struct bb_mentry *e)
 	}
 	/* Reserve large files up front: a full disk fails at once, not after
 	 * gigabytes (small ones fail at their first write just as clearly). */
-	if (e->size >= (1u << 20) && posix_fallocate(j->fd, 0, (off_t)e->size) == ENOSPC) {
+	if (j->size >= (1u << 20) && posix_fallocate(j->fd, 0, (off_t)j->size) == ENOSPC) {
 		snprintf(j->err, sizeof(j->err), "%s: no space left for %llu bytes", j->final,
-			 (unsigned long long)e->size);
+			 (unsigned long long)j->size);
 		close(j->fd);
 		unlink(j->tmp);
 		j->fd = -1;
@@ -741,6 +949,27 @@ static void copy_posix(struct file_job *j, const struct bb_mentry *e)
 	free(buf);
 }
 
+/* Slot j's buffer, grown to hold size bytes within MEM_BUDGET, or NULL.
+ * Kept for the slot's next file: no allocation (and no fresh pages to
+ * fault in) per small file. */
+static char *slot_buffer(struct stage_run *run, struct file_job *j, uint64_t size)
+{
+	size_t cap = (size_t)((size + 65535) & ~(uint64_t)65535);
+
+	if (!cap)
+		cap = 65536;
+	if (j->mem_cap >= size && j->mem_buf)
+		return j->mem_buf;
+	if (run->mem_bytes - j->mem_cap + cap > MEM_BUDGET)
+		return NULL;
+	free(j->mem_buf);
+	run->mem_bytes -= j->mem_cap;
+	j->mem_buf = malloc(cap);
+	j->mem_cap = j->mem_buf ? cap : 0;
+	run->mem_bytes += j->mem_cap;
+	return j->mem_buf;
+}
+
 /* Start the transfers of manifest entry idx. */
 static void start_file(struct stage_run *run, uint32_t idx)
 {
@@ -748,11 +977,7 @@ static void start_file(struct stage_run *run, uint32_t idx)
 	struct file_job *j;
 
 	bb_manifest_entry(run->m, idx, &e);
-	j = &run->jobs[idx];
-	memset(j, 0, sizeof(*j));
-	j->run = run;
-	j->idx = idx;
-	j->fd = -1;
+	j = run->free_slots; /* there is one: pump keeps active_files below the slots */
 	snprintf(j->final, sizeof(j->final), "%s/%s", run->root, e.path);
 	if (bb_stage_file_complete(j->final, &e)) {
 		run->s->skipped++;
@@ -762,8 +987,23 @@ static void start_file(struct stage_run *run, uint32_t idx)
 			run->x->done(run->x->arg, idx, BB_OK, "", 0);
 		return;
 	}
+	run->free_slots = j->next;
+	memset(j, 0, offsetof(struct file_job, final)); /* not the path buffers: 17 KiB */
+	j->tmp[0] = j->err[0] = '\0';
+	j->run = run;
+	j->idx = idx;
+	j->fd = -1;
+	j->size = e.size;
+	j->mtime_ns = e.mtime_ns;
+	j->one = (struct part_ref){j, 0};
 	run->active_files++;
-	int rc = open_tmp(j, &e);
+	/* A small object from the network is received into memory; the writer
+	 * thread creates, writes, dates and renames its file after it is
+	 * verified.  (Not with --shm: load_shm reads the open file.) */
+	if (run->org.url.scheme != BB_SCHEME_FILE && !run->shm && e.size <= MEM_FILE_MAX &&
+	    e.size <= run->chunk && writer_start(&run->wq, run->org.eng) == BB_OK)
+		j->mem = slot_buffer(run, j, e.size);
+	int rc = j->mem ? BB_OK : open_tmp(j, run->last_dir);
 	if (rc != BB_OK) {
 		j->failed = 1;
 		j->rc = rc;
@@ -771,7 +1011,6 @@ static void start_file(struct stage_run *run, uint32_t idx)
 		file_finish(j);
 		return;
 	}
-	j->one = (struct part_ref){j, 0};
 	if (run->org.url.scheme == BB_SCHEME_FILE) {
 		j->parts_left = 1;
 		copy_posix(j, &e);
@@ -851,22 +1090,28 @@ static int transfer(struct stage_run *run, struct bb_engine *eng, int max_parall
 	run->block = bb_manifest_block_size(run->m);
 	s->total_files = bb_manifest_n_files(run->m);
 	s->total_bytes = bb_manifest_total_bytes(run->m);
-	run->jobs = calloc(run->count, sizeof(*run->jobs));
-	if (!run->jobs)
+	/* Queue every file; the engine's window bounds what is in flight.
+	 * Files a reader waits for may take up to twice max_active (pump). */
+	run->max_active = (uint32_t)max_parallel * 2;
+	run->slots = calloc(2 * (size_t)run->max_active, sizeof(*run->slots));
+	if (!run->slots)
 		return BB_ENOMEM;
+	for (uint32_t i = 2 * run->max_active; i-- > 0;) {
+		run->slots[i].next = run->free_slots;
+		run->free_slots = &run->slots[i];
+	}
 	bb_progress_start(&run->prog, s->total_files, s->total_bytes);
 	if (mkdir(run->root, 0700) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create %s: %s", run->root, strerror(errno));
 		return errno == ENOSPC ? BB_ENOSPC : BB_ESYS;
 	}
-	/* Queue every file; the engine's window bounds what is in flight.
-	 * Directories are created as their files arrive; empty ones here. */
-	run->max_active = (uint32_t)max_parallel * 2;
-	bb_engine_set_drain(eng, hash_drain, run);
+	/* Directories are created as their files arrive; empty ones here. */
+	bb_engine_set_drain(eng, run_drain, run);
 	pump(run);
 	bb_engine_run(eng);
 	bb_engine_set_drain(eng, NULL, NULL);
 	hasher_stop(&run->hq);
+	writer_stop(&run->wq);
 	bb_progress_end(&run->prog);
 	if (run->no_sha)
 		bb_warn("verify=sha256: the origin gave no SHA-256 for %llu file(s) (a listing file "
@@ -875,12 +1120,7 @@ static int transfer(struct stage_run *run, struct bb_engine *eng, int max_parall
 			run->org.url.scheme == BB_SCHEME_S3 ? " and ETag" : "");
 	rc = BB_OK;
 	if (s->failed) {
-		rc = BB_EFILL;
-		for (uint32_t i = 0; i < run->count; i++)
-			if (run->jobs[i].failed && run->jobs[i].rc) {
-				rc = run->jobs[i].rc;
-				break;
-			}
+		rc = run->first_rc ? run->first_rc : BB_EFILL;
 		snprintf(err, errlen, "%llu of %llu file(s) failed; first: %s",
 			 (unsigned long long)s->failed, (unsigned long long)s->total_files,
 			 s->first_error);
@@ -928,11 +1168,14 @@ static void end_run(struct stage_run *run, struct bb_engine *eng, const struct t
 		run->s->retries = es.retries;
 	}
 	hasher_stop(&run->hq);
+	writer_stop(&run->wq);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	run->s->seconds =
 	    (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
-	free(run->jobs);
-	run->jobs = NULL;
+	for (uint32_t i = 0; run->slots && i < 2 * run->max_active; i++)
+		free(run->slots[i].mem_buf);
+	free(run->slots);
+	run->slots = NULL;
 	if (run->m)
 		bb_manifest_close(run->m);
 	run->m = NULL;
