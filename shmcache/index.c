@@ -91,7 +91,7 @@ void do_bbc_slots_rebuild(struct bbc_cache *c)
 	}
 }
 
-/* ---- chains (stripe lock held) ------------------------------------------- */
+/* ---- buckets (stripe lock held) ------------------------------------------ */
 
 /* Remove idx1 from bucket's slots or overflow chain if it is there. */
 void do_bbc_unlink(struct bbc_cache *c, uint32_t bucket, uint32_t idx1)
@@ -120,6 +120,7 @@ void do_bbc_unlink(struct bbc_cache *c, uint32_t bucket, uint32_t idx1)
 	}
 }
 
+/* Tag byte i of the bucket (slot i's key), the other tags kept. */
 void do_bbc_set_tag(struct bbc_bucket *bk, int i, uint8_t tag)
 {
 	if (i < 8) {
