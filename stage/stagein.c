@@ -163,6 +163,7 @@ static void start_file(struct stage_run *run, uint32_t idx);
 static void file_finish(struct file_job *j);
 static void file_done(struct file_job *j, const struct bb_mentry *e);
 static void writer_push(struct write_queue *q, struct file_job *j);
+static void verify_digests(struct file_job *j, const struct bb_mentry *e);
 static int open_tmp(struct file_job *j, char *last_dir);
 
 /* Load a verified file into the shm cache, block by block (single flight:
@@ -537,12 +538,18 @@ static void date_and_rename(struct file_job *j)
 
 /* ---- the writer thread ---------------------------------------------------------- */
 
-/* Write j's bytes (j->mem) to its temporary, date it, rename it. */
+/* Verify j's bytes (j->mem); write them to its temporary, date it, rename it. */
 static void write_mem_file(struct write_queue *q, struct file_job *j)
 {
+	struct bb_mentry e;
 	uint64_t done = 0;
-	int rc = open_tmp(j, q->last_dir);
+	int rc;
 
+	bb_manifest_entry(j->run->m, j->idx, &e); /* the mapping is read only */
+	verify_digests(j, &e);
+	if (j->failed)
+		return; /* nothing was written */
+	rc = open_tmp(j, q->last_dir);
 	if (rc != BB_OK) {
 		j->failed = 1;
 		j->rc = rc;
@@ -679,6 +686,31 @@ static void file_finish(struct file_job *j)
 	struct bb_mentry e;
 
 	bb_manifest_entry(run->m, j->idx, &e);
+	if (!j->failed && run->o->verify == BB_VERIFY_SHA256 && !e.sha256)
+		run->no_sha++;
+	if (!j->failed && j->mem) { /* the writer thread verifies it and puts it on disk */
+		writer_push(&run->wq, j);
+		return;
+	}
+	verify_digests(j, &e);
+	if (!j->failed)
+		load_shm(run, j, &e);
+	if (!j->failed)
+		date_and_rename(j);
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+	file_done(j, &e);
+}
+
+/* Check j's bytes against the digests of its entry e (MD5 against an S3
+ * single-part ETag, SHA-256 against the manifest's).  Runs in the engine's
+ * thread, or in the writer's for a file in memory (run is read only). */
+static void verify_digests(struct file_job *j, const struct bb_mentry *ep)
+{
+	const struct stage_run *run = j->run;
+	struct bb_mentry e = *ep;
+
 	if (!j->failed && j->hj && j->hj->rc != BB_OK) {
 		char msg[PATH_MAX + 100];
 		snprintf(msg, sizeof(msg), "reading back %s: %s", j->tmp, strerror(j->hj->read_errno));
@@ -704,8 +736,6 @@ static void file_finish(struct file_job *j)
 			job_fail(j, BB_ECORRUPT, msg);
 		}
 	}
-	if (!j->failed && run->o->verify == BB_VERIFY_SHA256 && !e.sha256)
-		run->no_sha++;
 	if (!j->failed && wants_sha256(run, &e)) {
 		char msg[600];
 		uint8_t d[32];
@@ -723,18 +753,6 @@ static void file_finish(struct file_job *j)
 			job_fail(j, BB_ECORRUPT, msg);
 		}
 	}
-	if (!j->failed && j->mem) { /* verified: the writer thread puts it on disk */
-		writer_push(&run->wq, j);
-		return;
-	}
-	if (!j->failed)
-		load_shm(run, j, &e);
-	if (!j->failed)
-		date_and_rename(j);
-	if (j->fd >= 0)
-		close(j->fd);
-	j->fd = -1;
-	file_done(j, &e);
 }
 
 /* j is on disk under its final name, or failed: count it, free its slot. */
@@ -1029,8 +1047,9 @@ static void start_file(struct stage_run *run, uint32_t idx)
 	j->parts_left = parts;
 	int md5 = wants_md5(run, &e), sha256 = wants_sha256(run, &e);
 	struct part_ref *refs = &j->one;
-	if (parts == 1 && (md5 || sha256)) {
-		/* A failed allocation leaves the digest to file_finish's read-back. */
+	if (parts == 1 && (md5 || sha256) && !j->mem) {
+		/* (A file in memory is hashed by the writer thread, in one go.)
+		 * A failed allocation leaves the digest to file_finish's read-back. */
 		j->md5 = md5 ? EVP_MD_CTX_new() : NULL;
 		j->sha256 = sha256 ? EVP_MD_CTX_new() : NULL;
 		j->stream_ok = (!md5 || (j->md5 && EVP_DigestInit_ex(j->md5, EVP_md5(), NULL))) &&

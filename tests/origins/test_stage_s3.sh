@@ -82,6 +82,7 @@ echo "# objects in ranges: the MD5 against the ETag is computed while the ranges
 mkdir -p "$T/big"
 head -c 6291456 /dev/urandom >"$T/big/ranged.bin"
 head -c 6291456 /dev/urandom >"$T/big/rotten.bin"
+head -c 102400 /dev/urandom >"$T/big/small-rotten.bin"
 bb_s3 s3 cp --quiet --recursive "$T/big" s3://bkt1/big/
 bb_fault_reset >/dev/null
 bb_fault '{"match":"/bkt1/big/ranged.bin","method":"GET","range":true,"mode":"truncate","skip":1,"count":2}' >/dev/null
@@ -96,6 +97,7 @@ check "ranges with faults: retried ($retries)" test "${retries:-0}" -ge 3
 obj="$T/s3/bkt1/big/rotten.bin._S3rver_object"
 check "the stored object is where s3rver keeps it" test -f "$obj"
 printf 'XXXXXXXXXXXXXXXX' | dd of="$obj" bs=1 seek=3500000 conv=notrunc 2>/dev/null
+printf 'XXXXXXXXXXXXXXXX' | dd of="$T/s3/bkt1/big/small-rotten.bin._S3rver_object" bs=1 seek=50000 conv=notrunc 2>/dev/null
 bbc stage-in --no-progress --jobs 3 --chunk 1MiB s3://bkt1/big/ "$T/r2"
 eq "a wrong MD5 in ranges exits 1" "$rc" 1
 contains "a wrong MD5 in ranges is named" "$T/out.log" "rotten.bin: MD5 "
@@ -103,6 +105,9 @@ contains "... as not matching the ETag" "$T/out.log" "does not match the ETag $(
 check "a wrong MD5 in ranges: no file under the final name" test ! -e "$T/r2/rotten.bin"
 check "a wrong MD5 in ranges: no temporary" no_tmp "$T/r2"
 check "a wrong MD5 in ranges: the good object arrives" cmp -s "$T/big/ranged.bin" "$T/r2/ranged.bin"
+# A small object is received into memory and checked before it is written.
+contains "a wrong MD5 in one request is named" "$T/out.log" "small-rotten.bin: MD5 "
+check "a wrong MD5 in one request: no file under the final name" test ! -e "$T/r2/small-rotten.bin"
 
 echo "# stage-out: a $(big_size) file (multipart) and many small files"
 mkdir -p "$T/out/ckpt/shards"
