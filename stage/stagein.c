@@ -364,23 +364,46 @@ static void *hasher_main(void *arg)
 	return NULL;
 }
 
+/* A helper thread (the hashing or the writer thread) with its lock and
+ * condition: 0 when it runs, -1 (nothing left initialised) when not. */
+static int helper_start(pthread_mutex_t *lock, pthread_cond_t *cond, pthread_t *t,
+			void *(*fn)(void *), void *arg)
+{
+	if (pthread_mutex_init(lock, NULL) != 0)
+		return -1;
+	if (pthread_cond_init(cond, NULL) != 0) {
+		pthread_mutex_destroy(lock);
+		return -1;
+	}
+	if (pthread_create(t, NULL, fn, arg) != 0) {
+		pthread_cond_destroy(cond);
+		pthread_mutex_destroy(lock);
+		return -1;
+	}
+	return 0;
+}
+
+/* Tell a helper thread to quit (*quit, under lock), wait for it, and
+ * destroy its lock and condition. */
+static void helper_stop(pthread_mutex_t *lock, pthread_cond_t *cond, pthread_t t, int *quit)
+{
+	pthread_mutex_lock(lock);
+	*quit = 1;
+	pthread_cond_signal(cond);
+	pthread_mutex_unlock(lock);
+	pthread_join(t, NULL);
+	pthread_cond_destroy(cond);
+	pthread_mutex_destroy(lock);
+}
+
 static int hasher_start(struct hash_queue *q, struct bb_engine *eng)
 {
 	if (q->started || q->broken)
 		return q->started ? BB_OK : BB_ESYS;
 	q->eng = eng;
 	q->buf = malloc(HASH_PIECE);
-	if (!q->buf || pthread_mutex_init(&q->lock, NULL) != 0)
+	if (!q->buf || helper_start(&q->lock, &q->cond, &q->thread, hasher_main, q) != 0)
 		goto broken;
-	if (pthread_cond_init(&q->cond, NULL) != 0) {
-		pthread_mutex_destroy(&q->lock);
-		goto broken;
-	}
-	if (pthread_create(&q->thread, NULL, hasher_main, q) != 0) {
-		pthread_cond_destroy(&q->cond);
-		pthread_mutex_destroy(&q->lock);
-		goto broken;
-	}
 	q->started = 1;
 	return BB_OK;
 broken:
@@ -396,13 +419,7 @@ static void hasher_stop(struct hash_queue *q)
 {
 	if (!q->started)
 		return;
-	pthread_mutex_lock(&q->lock);
-	q->quit = 1;
-	pthread_cond_signal(&q->cond);
-	pthread_mutex_unlock(&q->lock);
-	pthread_join(q->thread, NULL);
-	pthread_cond_destroy(&q->cond);
-	pthread_mutex_destroy(&q->lock);
+	helper_stop(&q->lock, &q->cond, q->thread, &q->quit);
 	free(q->buf);
 	q->buf = NULL;
 	q->started = 0;
@@ -612,17 +629,8 @@ static int writer_start(struct write_queue *q, struct bb_engine *eng)
 	q->eng = eng;
 	q->todo = NULL;
 	q->todo_tail = &q->todo;
-	if (pthread_mutex_init(&q->lock, NULL) != 0)
+	if (helper_start(&q->lock, &q->cond, &q->thread, writer_main, q) != 0)
 		goto broken;
-	if (pthread_cond_init(&q->cond, NULL) != 0) {
-		pthread_mutex_destroy(&q->lock);
-		goto broken;
-	}
-	if (pthread_create(&q->thread, NULL, writer_main, q) != 0) {
-		pthread_cond_destroy(&q->cond);
-		pthread_mutex_destroy(&q->lock);
-		goto broken;
-	}
 	q->started = 1;
 	return BB_OK;
 broken:
@@ -635,13 +643,7 @@ static void writer_stop(struct write_queue *q)
 {
 	if (!q->started)
 		return;
-	pthread_mutex_lock(&q->lock);
-	q->quit = 1;
-	pthread_cond_signal(&q->cond);
-	pthread_mutex_unlock(&q->lock);
-	pthread_join(q->thread, NULL);
-	pthread_cond_destroy(&q->cond);
-	pthread_mutex_destroy(&q->lock);
+	helper_stop(&q->lock, &q->cond, q->thread, &q->quit);
 	q->started = 0;
 }
 
