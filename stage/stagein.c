@@ -221,6 +221,22 @@ static int etag_is_md5(const char *etag)
 	return 1;
 }
 
+/* The digests of a file (either may be NULL: not wanted): start them
+ * (1 when both started), and add bytes to them. */
+static int digests_init(EVP_MD_CTX *md5, EVP_MD_CTX *sha256)
+{
+	return (!md5 || EVP_DigestInit_ex(md5, EVP_md5(), NULL)) &&
+	       (!sha256 || EVP_DigestInit_ex(sha256, EVP_sha256(), NULL));
+}
+
+static void digests_update(EVP_MD_CTX *md5, EVP_MD_CTX *sha256, const void *buf, size_t n)
+{
+	if (md5)
+		EVP_DigestUpdate(md5, buf, n);
+	if (sha256)
+		EVP_DigestUpdate(sha256, buf, n);
+}
+
 /* Which digests verify entry e: MD5 against an S3 single-part ETag, SHA-256
  * against the manifest's. */
 static int wants_md5(const struct stage_run *run, const struct bb_mentry *e)
@@ -270,10 +286,7 @@ static int file_data(void *arg, const void *buf, size_t n, uint64_t off)
 	}
 	if (j->stream_ok) {
 		if (off == j->stream_pos) {
-			if (j->md5)
-				EVP_DigestUpdate(j->md5, buf, n);
-			if (j->sha256)
-				EVP_DigestUpdate(j->sha256, buf, n);
+			digests_update(j->md5, j->sha256, buf, n);
 			j->stream_pos += n;
 		} else {
 			j->stream_ok = 0; /* out of order: hash the file at the end */
@@ -290,10 +303,7 @@ static void file_reset(void *arg)
 	 * range of a larger file needs nothing: the hashing thread takes only
 	 * ranges whose request completed, and those are never retried.) */
 	if (j->md5 || j->sha256) {
-		if (j->md5)
-			EVP_DigestInit_ex(j->md5, EVP_md5(), NULL);
-		if (j->sha256)
-			EVP_DigestInit_ex(j->sha256, EVP_sha256(), NULL);
+		digests_init(j->md5, j->sha256);
 		j->stream_pos = 0;
 		j->stream_ok = 1;
 	}
@@ -335,10 +345,7 @@ static void *hasher_main(void *arg)
 			pthread_mutex_unlock(&q->lock);
 			ssize_t r = pread(h->fd, q->buf, (size_t)len, (off_t)h->hashed);
 			if (r > 0) {
-				if (h->md5)
-					EVP_DigestUpdate(h->md5, q->buf, (size_t)r);
-				if (h->sha256)
-					EVP_DigestUpdate(h->sha256, q->buf, (size_t)r);
+				digests_update(h->md5, h->sha256, q->buf, (size_t)r);
 				h->hashed += (uint64_t)r;
 			} else if (r == 0 || errno != EINTR) {
 				h->rc = BB_ESYS;
@@ -455,8 +462,7 @@ static struct hash_job *hash_job_new(struct file_job *j, const struct bb_mentry 
 	h->md5 = md5 ? EVP_MD_CTX_new() : NULL;
 	h->sha256 = sha256 ? EVP_MD_CTX_new() : NULL;
 	if (!h->part_done || (md5 && !h->md5) || (sha256 && !h->sha256) ||
-	    (md5 && !EVP_DigestInit_ex(h->md5, EVP_md5(), NULL)) ||
-	    (sha256 && !EVP_DigestInit_ex(h->sha256, EVP_sha256(), NULL))) {
+	    !digests_init(h->md5, h->sha256)) {
 		hash_job_free(h);
 		return NULL;
 	}
@@ -1054,8 +1060,8 @@ static void start_file(struct stage_run *run, uint32_t idx)
 		 * A failed allocation leaves the digest to file_finish's read-back. */
 		j->md5 = md5 ? EVP_MD_CTX_new() : NULL;
 		j->sha256 = sha256 ? EVP_MD_CTX_new() : NULL;
-		j->stream_ok = (!md5 || (j->md5 && EVP_DigestInit_ex(j->md5, EVP_md5(), NULL))) &&
-			       (!sha256 || (j->sha256 && EVP_DigestInit_ex(j->sha256, EVP_sha256(), NULL)));
+		j->stream_ok = (!md5 || j->md5) && (!sha256 || j->sha256) &&
+			       digests_init(j->md5, j->sha256);
 	} else if (parts > 1) {
 		refs = j->refs = calloc(parts, sizeof(*refs));
 		if (!refs) {
