@@ -64,6 +64,8 @@
 	X(GEN, int, dup3, (int fd, int to, int fl), (fd, to, fl))                                  \
 	X(HAND, int, fcntl, (int fd, int cmd, ...), ())                                            \
 	X(HAND, int, fcntl64, (int fd, int cmd, ...), ())                                          \
+	X(HAND, int, ioctl, (int fd, unsigned long req, ...), ())                                  \
+	X(GEN, int, isatty, (int fd), (fd))                                                        \
 	/* metadata */                                                                             \
 	X(GEN, int, stat, (const char *path, struct stat *st), (path, st))                         \
 	X(GEN, int, stat64, (const char *path, struct stat64 *st), (path, st))                     \

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
@@ -560,6 +561,57 @@ PL_EXPORT int fcntl64(int fd, int cmd, ...)
 	if (!pl_ready())
 		return pl_real.fcntl64(fd, cmd, arg);
 	return fcntl_common(fd, cmd, arg, 1);
+}
+
+/* A staged file's descriptor is an O_PATH placeholder, on which the kernel
+ * answers every ioctl EBADF: answer what a regular file answers instead
+ * (ENOTTY for the terminal requests, so isatty() - which Python calls in
+ * every open() - needs no system call). */
+static int ioctl_file(struct pl_file *f, int fd, unsigned long req, void *arg)
+{
+	switch (req) {
+	case FIONREAD: {
+		pl_lock(&f->lock);
+		uint64_t off = f->off;
+		pl_unlock(&f->lock);
+		uint64_t left = off < f->size ? f->size - off : 0;
+		*(int *)arg = left > INT_MAX ? INT_MAX : (int)left;
+		return 0;
+	}
+	case FIOCLEX:
+		return pl_real.fcntl(fd, F_SETFD, FD_CLOEXEC);
+	case FIONCLEX:
+		return pl_real.fcntl(fd, F_SETFD, 0);
+	case FIONBIO:
+	case FIOASYNC:
+		return 0; /* as F_SETFL: a staged file never blocks */
+	default:
+		errno = ENOTTY;
+		return -1;
+	}
+}
+
+PL_EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	va_start(ap, req);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	if (!pl_ready())
+		return pl_real.ioctl(fd, req, arg);
+	struct pl_file *f = pl_fd(fd);
+	if (PL_LIKELY(!f) || f->kind != PL_FILE)
+		return pl_real.ioctl(fd, req, arg);
+	return ioctl_file(f, fd, req, arg);
+}
+
+static int pl_isatty(int fd)
+{
+	struct pl_file *f = pl_fd(fd);
+	if (PL_LIKELY(!f) || f->kind != PL_FILE)
+		return pl_real.isatty(fd);
+	errno = ENOTTY;
+	return 0;
 }
 
 /* ---- metadata --------------------------------------------------------------- */

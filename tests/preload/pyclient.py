@@ -205,6 +205,25 @@ def cmd_errno(staged, outside):
     expect_err("open() of a missing path", lambda: open(os.path.join(staged, "nope.bin"), "rb"), errno.ENOENT)
     expect_err("a path below a file", lambda: os.stat(os.path.join(f, "x")), errno.ENOTDIR)
     ok(os.access(f, os.R_OK) and not os.access(f, os.W_OK), "os.access: R_OK yes, W_OK no")
+    # ioctl on a staged descriptor answers as a regular file's would (the
+    # placeholder underneath would answer EBADF to every request)
+    import array, fcntl, termios
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        got = len(os.read(fd, 100))
+        b = array.array("i", [-1])
+        fcntl.ioctl(fd, termios.FIONREAD, b)
+        ok(b[0] == size - got, "ioctl FIONREAD: %d bytes left after reading %d of %d" % (b[0], got, size))
+        ok(not os.isatty(fd), "isatty of a staged file: false")
+        expect_err("ioctl TCGETS of a staged file", lambda: fcntl.ioctl(fd, termios.TCGETS, bytes(64)), errno.ENOTTY)
+        os.set_inheritable(fd, True)
+        fcntl.ioctl(fd, termios.FIOCLEX)
+        ok(not os.get_inheritable(fd), "ioctl FIOCLEX sets close-on-exec")
+        fcntl.ioctl(fd, termios.FIONCLEX)
+        ok(os.get_inheritable(fd), "ioctl FIONCLEX clears it")
+    finally:
+        os.close(fd)
     os.makedirs(outside, exist_ok=True)
     p = os.path.join(outside, "x")
     with open(p, "w") as g:
