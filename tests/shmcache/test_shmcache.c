@@ -535,6 +535,77 @@ static void test_crowded_bucket(void)
 	drop_cache(c, 19);
 }
 
+/* A reader copying a block while another process evicts it and fills a
+ * different block into the same entry and extent (both are reused at once:
+ * the free lists are LIFO), then refills the first: every read returns the
+ * first block's bytes or a miss, never the other block's bytes, a mix, or
+ * a half-written refill. */
+static void test_read_races_reuse(void)
+{
+	enum { LEN = 65536 };
+	struct bbc_cache *c = make_cache(21, 1 << 20, 1, BBC_NUMA_LOCAL);
+	/* [0] hits, [1] misses, [2] bad reads, [3] stop */
+	_Atomic uint64_t *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+				    -1, 0);
+	struct bbc_ref ra, rb;
+	int reused = 0, cycles = 0;
+
+	CU_ASSERT_FATAL(sh != MAP_FAILED);
+	CU_ASSERT_EQUAL_FATAL(shmtest_put(c, 50, 0, LEN), BB_OK);
+	pid_t pid = fork();
+	if (pid == 0) {
+		static char buf[LEN];
+		while (!atomic_load(&sh[3])) {
+			memset(buf, 0, 64);
+			long r = bbc_read(c, 50, 0, 0, buf, LEN);
+			if (r == LEN && shmtest_check(buf, 50, 0, 0, LEN))
+				atomic_fetch_add(&sh[0], 1);
+			else if (r == -BB_ENOENT)
+				atomic_fetch_add(&sh[1], 1);
+			else
+				atomic_fetch_add(&sh[2], 1);
+		}
+		_exit(0);
+	}
+	while (!atomic_load(&sh[0]))
+		usleep(100);
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		double el = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+		if (el > 10 || atomic_load(&sh[2]) ||
+		    (el > 1 && atomic_load(&sh[0]) > 200 && atomic_load(&sh[1]) > 200))
+			break;
+		CU_ASSERT_EQUAL(bbc_pin(c, 50, 0, &ra), BB_OK);
+		uint64_t off_a = bbc_entry_at(c, ra.entry)->data_off;
+		uint32_t ent_a = ra.entry;
+		bbc_unpin(c, &ra);
+		CU_ASSERT_EQUAL(bbc_evict(c, 50, 0), BB_OK);
+		CU_ASSERT_EQUAL(shmtest_put(c, 51, 0, LEN), BB_OK);
+		CU_ASSERT_EQUAL(bbc_pin(c, 51, 0, &rb), BB_OK);
+		reused += rb.entry == ent_a && bbc_entry_at(c, rb.entry)->data_off == off_a;
+		bbc_unpin(c, &rb);
+		CU_ASSERT_EQUAL(bbc_evict(c, 51, 0), BB_OK);
+		CU_ASSERT_EQUAL(shmtest_put(c, 50, 0, LEN), BB_OK);
+		cycles++;
+	}
+	atomic_store(&sh[3], 1);
+	int status;
+	waitpid(pid, &status, 0);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT_EQUAL(atomic_load(&sh[2]), 0);
+	CU_ASSERT(atomic_load(&sh[0]) > 0);
+	CU_ASSERT(reused > cycles / 2); /* the race is the one meant */
+	if (atomic_load(&sh[2]))
+		fprintf(stderr, "\n%llu bad reads, %llu hits, %llu misses in %d cycles\n",
+			(unsigned long long)atomic_load(&sh[2]),
+			(unsigned long long)atomic_load(&sh[0]),
+			(unsigned long long)atomic_load(&sh[1]), cycles);
+	munmap((void *)sh, 4096);
+	drop_cache(c, 21);
+}
+
 /* CLOCK eviction keeps the byte limit, skips pinned and referenced blocks,
  * and never hands out wrong bytes. */
 static void test_eviction(void)
@@ -791,6 +862,7 @@ SHMTEST_MAIN("shmcache",
 	     {"lock holders die", test_lock_holder_dies},
 	     {"eviction", test_eviction},
 	     {"crowded bucket", test_crowded_bucket},
+	     {"read races eviction and reuse", test_read_races_reuse},
 	     {"slot eviction", test_slot_eviction},
 	     {"64 MiB blocks", test_large_blocks},
 	     {"numa local and interleave", test_numa_local_and_interleave},
