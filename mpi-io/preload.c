@@ -1004,7 +1004,7 @@ void pl_stat_entry(uint32_t ds, uint32_t entry, struct stat *st)
 	st->st_uid = pl.uid;
 	st->st_gid = pl.gid;
 	st->st_size = S_ISDIR(e.mode) ? 4096 : (off_t)e.size;
-	st->st_blksize = d->bsize < (1u << 20) ? (blksize_t)d->bsize : (1 << 20);
+	st->st_blksize = 4096; /* see docs/interposer.md, Metadata */
 	st->st_blocks = (blkcnt_t)((e.size + 511) / 512);
 	st->st_mtim.tv_sec = e.mtime_ns / 1000000000;
 	st->st_mtim.tv_nsec = e.mtime_ns % 1000000000;

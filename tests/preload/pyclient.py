@@ -108,11 +108,11 @@ def cmd_fs(staged, origin):
         s = os.stat(sp)
         if not ours(s):
             notours.append(rel)
-        if s.st_size != len(b):
+        if s.st_size != len(b) or s.st_blksize != 4096:
             badsize.append(rel)
     ok(not diff, "open().read() of %d files (%d bytes): equal to the origin (%s)" % (len(files), nbytes, diff[:3]))
     ok(not notours, "os.stat of every file comes from the interposer (%s)" % notours[:3])
-    ok(not badsize, "os.stat sizes equal (%s)" % badsize[:3])
+    ok(not badsize, "os.stat sizes equal, st_blksize 4096 (%s)" % badsize[:3])
 
     # text mode and partial reads, seek/tell
     big = max(files, key=lambda r: to[r][1])
