@@ -71,15 +71,18 @@ void do_bbc_stripe_repair(struct bbc_cache *c, uint32_t stripe)
 	for (uint32_t b = stripe; b < c->hdr->n_buckets; b += c->hdr->n_stripes) {
 		struct bbc_bucket *bk = &c->buckets[b];
 		for (int i = 0; i < BBC_BUCKET_SLOTS; i++) {
-			uint32_t x = atomic_load(&bk->slot[i]);
-			if (!x)
+			uint32_t x = bbc_slot_entry(atomic_load(&bk->slot[i]));
+			if (!x) {
+				atomic_store(&bk->slot[i], 0); /* no page without an entry */
 				continue;
+			}
 			if (x > c->hdr->n_entries || !do_repair_keep(c, x)) {
-				atomic_store(&bk->slot[i], BBC_NIL);
+				atomic_store(&bk->slot[i], 0);
 				continue;
 			}
 			struct bbc_entry *e = bbc_entry_at(c, x);
 			do_bbc_set_tag(bk, i, bbc_key_tag(bbc_key_hash(e->file_id, e->block)));
+			atomic_store(&bk->slot[i], bbc_slot_word(x, e->data_off));
 		}
 		uint32_t prev = BBC_NIL, cur = atomic_load(&bk->chain);
 		for (int steps = 0; cur && steps < BBC_CHAIN_MAX; steps++) {

@@ -1,4 +1,4 @@
-/* The shared-memory segment layout (format version 2).
+/* The shared-memory segment layout (format version 3).
  *
  * Everything in the segment is addressed by offsets from its start, never by
  * pointers: each process maps it at its own address.  All regions start on a
@@ -26,7 +26,8 @@
 #include "shmcache/shmcache.h"
 
 #define BBC_MAGIC 0x3153484342434242ULL /* "BBCBHSH1" little-endian */
-#define BBC_FORMAT_VERSION 2u /* 2: buckets are lines of tagged slots */
+#define BBC_FORMAT_VERSION 3u /* 2: buckets are lines of tagged slots;
+				  3: a slot carries its extent's page too */
 /* The format word: version in the high half, a hash of the sizes of the
  * structs that fix the layout in the low half, so a build with a different layout refuses
  * a segment even when someone forgot to bump the version. */
@@ -47,8 +48,8 @@
 #define BBC_NIL 0u       /* "no entry": entry and unit links are index + 1 */
 #define BBC_OFF_NONE UINT64_MAX
 #define BBC_CHAIN_MAX 4096 /* a lock-free walk of an overflow chain gives up after this many steps */
-#define BBC_BUCKET_SLOTS 12 /* entries a bucket line holds before its overflow chain */
-#define BBC_ENTRIES_PER_BUCKET 10 /* n_buckets = ceil(n_entries / this) */
+#define BBC_BUCKET_SLOTS 6 /* entries a bucket line holds before its overflow chain */
+#define BBC_ENTRIES_PER_BUCKET 4 /* n_buckets = ceil(n_entries / this) */
 #define BBC_REPLICATE_AFTER 2 /* remote hits before a replica is made */
 /* Client liveness: byte BBC_CLIENT_LOCK_BASE + slot of the segment file is
  * write-locked (fcntl) by the process using the slot, and the kernel drops
@@ -79,14 +80,20 @@ _Static_assert(sizeof(struct bbc_lock) == BBC_LINE, "bbc_lock is one line");
 /* A bucket is one line.  An entry of the bucket sits in a slot, with an
  * 8-bit tag of its key (bbc_key_tag) in the same line, so a lookup reads
  * one line and then only the entry whose tag matches: keys that share a
- * bucket cost no extra miss.  Entries that find every slot taken hang from
- * `chain` through entry.next.  The tags are hints: a reader trusts only the
- * key in the entry, and a stale tag at worst sends it down the slow path. */
+ * bucket cost no extra miss.  A slot is one 64-bit word: the entry (index
+ * + 1) in the low half and, in the high half, the page (segment offset >>
+ * 12) of the entry's extent, so that the copy of a hit can start from the
+ * bucket line while the entry line is still on its way (docs/shmcache.md
+ * section 5).  Entries that find every slot taken hang from `chain` through
+ * entry.next.  Tags and pages are hints: a reader trusts only the key and
+ * data_off in the entry, and a stale hint at worst sends it down the slow
+ * path. */
 struct bbc_bucket {
-	_Atomic uint32_t slot[BBC_BUCKET_SLOTS]; /* stripe lock: entry index + 1, or 0 */
-	_Atomic uint64_t tags_lo;  /* stripe lock: tag of slot i (i < 8) in byte i */
-	_Atomic uint32_t tags_hi;  /* stripe lock: tag of slot 8 + i in byte i */
+	_Atomic uint64_t slot[BBC_BUCKET_SLOTS]; /* stripe lock: entry index + 1 (low 32 bits,
+						    0: empty) | extent page << 32 */
+	_Atomic uint64_t tags;     /* stripe lock: tag of slot i in byte i (bytes 6, 7: 0) */
 	_Atomic uint32_t chain;    /* stripe lock: overflow chain, entry index + 1 */
+	uint32_t pad;              /* 0 */
 };
 _Static_assert(sizeof(struct bbc_bucket) == BBC_LINE, "bbc_bucket is one line");
 

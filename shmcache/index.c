@@ -99,8 +99,9 @@ void do_bbc_unlink(struct bbc_cache *c, uint32_t bucket, uint32_t idx1)
 	struct bbc_bucket *bk = &c->buckets[bucket];
 
 	for (int i = 0; i < BBC_BUCKET_SLOTS; i++) {
-		if (atomic_load_explicit(&bk->slot[i], memory_order_relaxed) == idx1) {
-			atomic_store_explicit(&bk->slot[i], BBC_NIL, memory_order_release);
+		if (bbc_slot_entry(atomic_load_explicit(&bk->slot[i], memory_order_relaxed)) ==
+		    idx1) {
+			atomic_store_explicit(&bk->slot[i], 0, memory_order_release);
 			return;
 		}
 	}
@@ -123,20 +124,15 @@ void do_bbc_unlink(struct bbc_cache *c, uint32_t bucket, uint32_t idx1)
 /* Tag byte i of the bucket (slot i's key), the other tags kept. */
 void do_bbc_set_tag(struct bbc_bucket *bk, int i, uint8_t tag)
 {
-	if (i < 8) {
-		uint64_t t = atomic_load_explicit(&bk->tags_lo, memory_order_relaxed);
-		t = (t & ~(0xffULL << (8 * i))) | (uint64_t)tag << (8 * i);
-		atomic_store_explicit(&bk->tags_lo, t, memory_order_relaxed);
-	} else {
-		uint32_t t = atomic_load_explicit(&bk->tags_hi, memory_order_relaxed);
-		t = (t & ~(0xffu << (8 * (i - 8)))) | (uint32_t)tag << (8 * (i - 8));
-		atomic_store_explicit(&bk->tags_hi, t, memory_order_relaxed);
-	}
+	uint64_t t = atomic_load_explicit(&bk->tags, memory_order_relaxed);
+	t = (t & ~(0xffULL << (8 * i))) | (uint64_t)tag << (8 * i);
+	atomic_store_explicit(&bk->tags, t, memory_order_relaxed);
 }
 
-/* Publish entry idx1, whose key is set, in bucket: a free slot with the
- * key's tag (the tag first, so a reader that finds the slot mostly finds
- * the right tag too), else the head of the overflow chain. */
+/* Publish entry idx1, whose key and extent are set, in bucket: a free slot
+ * with the key's tag (the tag first, so a reader that finds the slot mostly
+ * finds the right tag too) and the extent's page beside the index, else
+ * the head of the overflow chain. */
 void do_bbc_link(struct bbc_cache *c, uint32_t bucket, uint32_t idx1)
 {
 	struct bbc_bucket *bk = &c->buckets[bucket];
@@ -144,10 +140,12 @@ void do_bbc_link(struct bbc_cache *c, uint32_t bucket, uint32_t idx1)
 	uint8_t tag = bbc_key_tag(bbc_key_hash(e->file_id, e->block));
 
 	for (int i = 0; i < BBC_BUCKET_SLOTS; i++) {
-		if (atomic_load_explicit(&bk->slot[i], memory_order_relaxed) != BBC_NIL)
+		if (bbc_slot_entry(atomic_load_explicit(&bk->slot[i], memory_order_relaxed)) !=
+		    BBC_NIL)
 			continue;
 		do_bbc_set_tag(bk, i, tag);
-		atomic_store_explicit(&bk->slot[i], idx1, memory_order_release);
+		atomic_store_explicit(&bk->slot[i], bbc_slot_word(idx1, e->data_off),
+				      memory_order_release);
 		return;
 	}
 	e->next = atomic_load(&bk->chain);
@@ -335,18 +333,14 @@ __attribute__((noinline)) static long read_slow(struct bbc_cache *c, uint64_t fi
 }
 
 /* The first slot of bk whose tag is `tag`, or -1.  Exact zero-byte test
- * (no borrow from one byte into the next). */
+ * (no borrow from one byte into the next); bytes 6 and 7 hold no slot. */
 static inline int first_tag_match(struct bbc_bucket *bk, uint8_t tag)
 {
 	const uint64_t ones = 0x0101010101010101ULL, low7 = 0x7f7f7f7f7f7f7f7fULL;
-	uint64_t lo = atomic_load_explicit(&bk->tags_lo, memory_order_relaxed) ^ (ones * tag);
-	uint64_t hi = atomic_load_explicit(&bk->tags_hi, memory_order_relaxed) ^ (ones * tag);
+	uint64_t t = atomic_load_explicit(&bk->tags, memory_order_relaxed) ^ (ones * tag);
 
-	lo = ~(((lo & low7) + low7) | lo | low7);
-	if (BB_LIKELY(lo))
-		return __builtin_ctzll(lo) >> 3;
-	hi = ~(((hi & low7) + low7) | hi | low7) & 0x80808080ULL;
-	return hi ? 8 + (__builtin_ctzll(hi) >> 3) : -1;
+	t = ~(((t & low7) + low7) | t | low7) & 0x0000808080808080ULL;
+	return BB_LIKELY(t) ? (int)(__builtin_ctzll(t) >> 3) : -1;
 }
 
 /* The hit path: the first slot of the bucket whose tag matches holds the
@@ -354,7 +348,16 @@ static inline int first_tag_match(struct bbc_bucket *bk, uint8_t tag)
  * for the entry, however many keys share the bucket).  Anything else goes
  * to read_slow, which walks every slot and the overflow chain.  Reads are
  * validated by the entry's generation before and after the copy, so a
- * block evicted or replaced meanwhile is never returned. */
+ * block evicted or replaced meanwhile is never returned.
+ *
+ * The copy's source is the page the slot carries, not entry.data_off: the
+ * checks of the entry are then only branches in front of the copy, which
+ * the CPU predicts and runs past, so the copy and the entry line are
+ * fetched at the same time instead of one after the other (a hit that
+ * missed both lines took about 30 % longer than a bare copy in shuffled
+ * order).  The page is used only when it is the entry's data_off, read
+ * after the acquire of the generation, so what is copied is what the
+ * seqlock protocol validates. */
 long bbc_read(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint64_t off, void *buf,
 	      size_t len)
 {
@@ -366,9 +369,11 @@ long bbc_read(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint64_t of
 	int i = first_tag_match(bk, bbc_key_tag(h));
 	if (BB_UNLIKELY(i < 0))
 		return read_slow(c, file_id, block, off, buf, len);
-	uint32_t cur = atomic_load_explicit(&bk->slot[i], memory_order_acquire);
+	uint64_t sw = atomic_load_explicit(&bk->slot[i], memory_order_acquire);
+	uint32_t cur = bbc_slot_entry(sw);
 	if (BB_UNLIKELY(cur - 1 >= c->n_entries)) /* empty (0 - 1 wraps) or corrupt */
 		return read_slow(c, file_id, block, off, buf, len);
+	uint64_t page_off = (sw >> 32) << BBC_MIN_SHIFT;
 	struct bbc_entry *e = &c->entries[cur - 1];
 	uint32_t g = atomic_load_explicit(&e->gen, memory_order_acquire);
 	if (BB_UNLIKELY((g & 1) | (RELAXED(e->file_id) != file_id) | (RELAXED(e->block) != block) |
@@ -377,21 +382,31 @@ long bbc_read(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint64_t of
 		return read_slow(c, file_id, block, off, buf, len);
 	uint64_t data_off = RELAXED(e->data_off);
 	uint64_t elen = RELAXED(e->len);
+	/* The bytes after READY (the filler's release fence before it). */
 	atomic_thread_fence(memory_order_acquire);
-	/* With the generation unchanged, data_off is a live extent's (never
-	 * BBC_OFF_NONE); the bound is a second guard for a corrupt segment. */
-	if (BB_UNLIKELY(atomic_load_explicit(&e->gen, memory_order_relaxed) != g ||
-			data_off + elen > c->map_len))
+	/* A stale page (cannot be while the entry is linked, but a hint is
+	 * not trusted), or a corrupt segment: the slow path.  data_off and
+	 * elen may be torn if a writer is at work; the generation check after
+	 * the copy catches that, and the bound keeps the copy in the mapping
+	 * whatever they are. */
+	if (BB_UNLIKELY(data_off != page_off || page_off + elen > c->map_len))
 		return read_slow(c, file_id, block, off, buf, len);
-	size_t n = BB_LIKELY(off == 0 && len >= elen) ? elen
-		   : off >= elen			 ? 0
-		   : elen - off < len			 ? (size_t)(elen - off)
-							 : len;
+	const char *src = c->base + page_off;
+	/* Keep the compiler from taking src from data_off (equal here): the
+	 * copy would wait for the entry line again. */
+	__asm__("" : "+r"(src));
+	size_t n;
+	if (BB_LIKELY(off == 0 && len <= elen)) {
+		n = len; /* a branch, not a select: the copy need not wait for elen */
+	} else {
+		n = off >= elen ? 0 : elen - off < len ? (size_t)(elen - off) : len;
+		src += off < elen ? off : 0;
+	}
 	/* Count before the copy so that only e, g and n live across memcpy; a
 	 * torn copy retried by read_slow then counts one hit twice. */
 	st->hits++;
 	st->bytes_read += n;
-	memcpy(buf, c->base + data_off + off, n);
+	memcpy(buf, src, n);
 	atomic_thread_fence(memory_order_acquire);
 	if (BB_UNLIKELY(atomic_load_explicit(&e->gen, memory_order_relaxed) != g))
 		return read_slow(c, file_id, block, off, buf, len);

@@ -81,6 +81,18 @@ static inline uint8_t bbc_key_tag(uint64_t hash)
 	return (uint8_t)(hash >> 56);
 }
 
+/* A bucket slot word: entry index + 1 and the page of its extent (0: no
+ * hint; page 0 is the header, never an extent). */
+static inline uint32_t bbc_slot_entry(uint64_t slot)
+{
+	return (uint32_t)slot;
+}
+static inline uint64_t bbc_slot_word(uint32_t idx1, uint64_t data_off)
+{
+	uint64_t page = data_off >> BBC_MIN_SHIFT;
+	return (uint64_t)idx1 | (idx1 && page <= UINT32_MAX ? page << 32 : 0);
+}
+
 /* A walk over the entries of one bucket: its slots, then its overflow
  * chain.  Under the stripe lock it sees every entry once; lock-free, a
  * concurrent change may hide one (a false miss), and indices out of range
@@ -106,7 +118,7 @@ static inline uint32_t bbc_walk_next(struct bbc_cache *c, struct bbc_walk *w)
 	uint32_t n = c->hdr->n_entries, x;
 
 	while (w->i < BBC_BUCKET_SLOTS) {
-		x = atomic_load_explicit(&w->bk->slot[w->i++], memory_order_acquire);
+		x = bbc_slot_entry(atomic_load_explicit(&w->bk->slot[w->i++], memory_order_acquire));
 		if (x && x <= n)
 			return x;
 	}

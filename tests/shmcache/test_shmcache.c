@@ -416,7 +416,7 @@ static void test_lock_holder_dies(void)
 	drop_cache(c, 9);
 }
 
-/* A crowded bucket: 12 keys in the slots of its line, the rest on its
+/* A crowded bucket: BBC_BUCKET_SLOTS keys in the slots of its line, the rest on its
  * overflow chain; two keys with the same tag; evictions from both places;
  * a lock holder that dies after scribbling on the slots. */
 static uint32_t crowd_bucket;
@@ -425,7 +425,7 @@ static void mess_bucket(struct bbc_cache *c)
 {
 	struct bbc_bucket *bk = &c->buckets[crowd_bucket];
 	atomic_store(&bk->slot[0], c->hdr->n_entries + 5); /* out of range */
-	atomic_store(&bk->tags_lo, 0);                      /* every tag wrong */
+	atomic_store(&bk->tags, 0);                         /* every tag wrong */
 }
 
 static void test_crowded_bucket(void)
@@ -505,14 +505,14 @@ static void test_crowded_bucket(void)
 	/* A holder of the stripe dies after scribbling on the line: the repair
 	 * drops the impossible slot, and wrong tags only cost the slow path. */
 	uint32_t s = bbc_stripe_of_bucket(c, crowd_bucket);
-	uint32_t lost = atomic_load(&bk->slot[0]);
+	uint32_t lost = bbc_slot_entry(atomic_load(&bk->slot[0]));
 	die_holding(c, &c->stripes[s], mess_bucket);
 	for (int k = 0; k < N; k++)
 		CU_ASSERT(bbc_read(c, 100, blk[k], 0, buf, sizeof(buf)) == -BB_ENOENT ||
 			  read_ok(c, 100, blk[k], 4096));
 	bbc_set_pinned(c, 100, blk[1], 0); /* takes the stripe lock: repairs */
 	CU_ASSERT_EQUAL(c->stripes[s].repairs, 1);
-	CU_ASSERT_EQUAL(atomic_load(&bk->slot[0]) == c->hdr->n_entries + 5, 0);
+	CU_ASSERT_EQUAL(bbc_slot_entry(atomic_load(&bk->slot[0])) == c->hdr->n_entries + 5, 0);
 	int missing = 0;
 	for (int k = 0; k < N; k++) {
 		if (bbc_read(c, 100, blk[k], 0, buf, sizeof(buf)) == -BB_ENOENT) {
@@ -524,15 +524,72 @@ static void test_crowded_bucket(void)
 	CU_ASSERT(missing <= 1); /* only the entry whose slot was overwritten */
 	/* The repair gave the slots their tags back. */
 	for (int i = 0; i < BBC_BUCKET_SLOTS; i++) {
-		uint32_t x = atomic_load(&bk->slot[i]);
-		uint64_t t = i < 8 ? atomic_load(&bk->tags_lo) >> (8 * i)
-				   : atomic_load(&bk->tags_hi) >> (8 * (i - 8));
+		uint32_t x = bbc_slot_entry(atomic_load(&bk->slot[i]));
+		uint64_t t = atomic_load(&bk->tags) >> (8 * i);
 		if (x && x != lost)
 			CU_ASSERT_EQUAL((uint8_t)t, bbc_key_tag(bbc_key_hash(
 							     bbc_entry_at(c, x)->file_id,
 							     bbc_entry_at(c, x)->block)));
 	}
 	drop_cache(c, 19);
+}
+
+/* The slot of entry idx1 in its bucket line, or NULL (on the chain). */
+static _Atomic uint64_t *slot_of(struct bbc_cache *c, uint64_t file, uint64_t block, uint32_t idx1)
+{
+	struct bbc_bucket *bk = &c->buckets[bbc_bucket_of(c, file, block)];
+	for (int i = 0; i < BBC_BUCKET_SLOTS; i++)
+		if (bbc_slot_entry(atomic_load(&bk->slot[i])) == idx1)
+			return &bk->slot[i];
+	return NULL;
+}
+
+/* The hit path copies from the page its bucket slot carries; a page that is
+ * not the entry's extent (a scribbled or stale hint) must never be copied
+ * from: the read goes the slow way and returns the block's own bytes. */
+static void test_stale_page_hint(void)
+{
+	struct bbc_cache *c = make_cache(20, 1 << 20, 1, BBC_NUMA_LOCAL);
+	struct bbc_ref ra, rb;
+	char buf[4096];
+
+	CU_ASSERT_EQUAL(shmtest_put(c, 40, 0, 4096), BB_OK);
+	CU_ASSERT_EQUAL(shmtest_put(c, 41, 0, 4096), BB_OK);
+	CU_ASSERT_EQUAL_FATAL(bbc_pin(c, 40, 0, &ra), BB_OK);
+	CU_ASSERT_EQUAL_FATAL(bbc_pin(c, 41, 0, &rb), BB_OK);
+	uint64_t off_a = bbc_entry_at(c, ra.entry)->data_off;
+	uint64_t off_b = bbc_entry_at(c, rb.entry)->data_off;
+	_Atomic uint64_t *slot = slot_of(c, 40, 0, ra.entry);
+	CU_ASSERT_FATAL(slot != NULL);
+	/* Linking wrote the extent's page beside the entry. */
+	CU_ASSERT_EQUAL(atomic_load(slot), bbc_slot_word(ra.entry, off_a));
+	CU_ASSERT_EQUAL(atomic_load(slot) >> 32, off_a >> 12);
+	CU_ASSERT(read_ok(c, 40, 0, 4096));
+	/* The page of another block's extent; then no page at all. */
+	atomic_store(slot, bbc_slot_word(ra.entry, off_b));
+	memset(buf, 0, sizeof(buf));
+	CU_ASSERT_EQUAL(bbc_read(c, 40, 0, 0, buf, sizeof(buf)), 4096);
+	CU_ASSERT(shmtest_check(buf, 40, 0, 0, 4096));
+	CU_ASSERT_FALSE(shmtest_check(buf, 41, 0, 0, 4096));
+	atomic_store(slot, (uint64_t)ra.entry);
+	CU_ASSERT(read_ok(c, 40, 0, 4096));
+	/* A page beyond the mapping. */
+	atomic_store(slot, (uint64_t)ra.entry | (uint64_t)UINT32_MAX << 32);
+	CU_ASSERT(read_ok(c, 40, 0, 4096));
+	/* A partial read at an offset takes the same checks. */
+	atomic_store(slot, bbc_slot_word(ra.entry, off_b));
+	CU_ASSERT_EQUAL(bbc_read(c, 40, 0, 1024, buf, 2048), 2048);
+	CU_ASSERT(shmtest_check(buf, 40, 0, 1024, 2048));
+	/* The next locker of the stripe that repairs gives the slot its page
+	 * back; an eviction and a refill write a fresh one. */
+	atomic_store(slot, bbc_slot_word(ra.entry, off_a));
+	bbc_unpin(c, &ra);
+	bbc_unpin(c, &rb);
+	CU_ASSERT_EQUAL(bbc_evict(c, 40, 0), BB_OK);
+	CU_ASSERT_EQUAL(bbc_read(c, 40, 0, 0, buf, sizeof(buf)), -BB_ENOENT);
+	CU_ASSERT_EQUAL(shmtest_put(c, 40, 0, 4096), BB_OK);
+	CU_ASSERT(read_ok(c, 40, 0, 4096));
+	drop_cache(c, 20);
 }
 
 /* A reader copying a block while another process evicts it and fills a
@@ -862,6 +919,7 @@ SHMTEST_MAIN("shmcache",
 	     {"lock holders die", test_lock_holder_dies},
 	     {"eviction", test_eviction},
 	     {"crowded bucket", test_crowded_bucket},
+	     {"stale page hint", test_stale_page_hint},
 	     {"read races eviction and reuse", test_read_races_reuse},
 	     {"slot eviction", test_slot_eviction},
 	     {"64 MiB blocks", test_large_blocks},
