@@ -7,7 +7,8 @@
 #
 # Dataset: BENCH_SMALL_N objects of BENCH_SMALL_SIZE (default 10000 x 100K)
 # and BENCH_LARGE_N of BENCH_LARGE_SIZE (default 4 x 1G); sizes take K/M/G
-# (KiB...). A part with N=0 is left out.
+# (KiB...). A part with N=0 is left out. BENCH_ORIGINS (default
+# "nginx s3rver") names the origins to run; the other is not started.
 #
 # Tools, each into a fresh destination on local disk (under the lib's
 # temporary directory; never /dev/shm):
@@ -65,6 +66,11 @@ BB_JOBS=${BENCH_BBCACHE_JOBS:-32 64}
 PEER_CONC=32
 CURL_PAR=50
 DROP=${BENCH_DROP_CACHES:-1}
+ORIGINS=${BENCH_ORIGINS:-nginx s3rver}
+has_origin() { case " $ORIGINS " in *" $1 "*) return 0 ;; esac; return 1; }
+RUN_ORIGINS=""
+for o in nginx s3rver; do has_origin "$o" && RUN_ORIGINS="$RUN_ORIGINS $o"; done
+[ -n "$RUN_ORIGINS" ] || bb_die "BENCH_ORIGINS names neither nginx nor s3rver"
 
 T0=$(date +%s.%N)
 NP2=""          # the second nginx (HTML listings, for rclone)
@@ -233,38 +239,42 @@ for part in $PARTS; do
 done
 
 # ---- the origins ----------------------------------------------------------------
-bb_start_nginx "$T/src" >/dev/null
-# rclone's http backend parses HTML listings only: a second nginx with the
-# very same configuration but `autoindex_format html` (lib.sh's file, edited).
-NCONF=$BB_TMP/nginx.$HTTP_PORT/nginx.conf
-[ -f "$NCONF" ] || bb_die "cannot find lib.sh's nginx configuration ($NCONF)"
-P2=$(bb_free_port) || bb_die "no free port"
-D2=$BB_TMP/nginx.$P2
-mkdir -p "$D2/tmp"
-sed -e "s|nginx\.$HTTP_PORT/|nginx.$P2/|g" -e "s|127\.0\.0\.1:$HTTP_PORT;|127.0.0.1:$P2;|" \
-	-e 's|autoindex_format json;|autoindex_format html;|' "$NCONF" >"$D2/nginx.conf"
-grep -q 'autoindex_format html;' "$D2/nginx.conf" || bb_die "cannot derive the HTML nginx configuration"
-"$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)" -p "$D2/" -c "$D2/nginx.conf" \
-	-e "$D2/error.log" -g 'daemon off;' >"$D2/stderr.log" 2>&1 </dev/null &
-NP2=$!
-HTML_URL=http://127.0.0.1:$P2
-i=0
-until curl -s -o /dev/null --max-time 2 "$HTML_URL/"; do
-	i=$((i + 1))
-	[ "$i" -lt 150 ] && kill -0 "$NP2" 2>/dev/null || { cat "$D2/stderr.log" >&2; bb_die "the HTML nginx did not start"; }
-	sleep 0.1
-done
+if has_origin nginx; then
+	bb_start_nginx "$T/src" >/dev/null
+	# rclone's http backend parses HTML listings only: a second nginx with the
+	# very same configuration but `autoindex_format html` (lib.sh's file, edited).
+	NCONF=$BB_TMP/nginx.$HTTP_PORT/nginx.conf
+	[ -f "$NCONF" ] || bb_die "cannot find lib.sh's nginx configuration ($NCONF)"
+	P2=$(bb_free_port) || bb_die "no free port"
+	D2=$BB_TMP/nginx.$P2
+	mkdir -p "$D2/tmp"
+	sed -e "s|nginx\.$HTTP_PORT/|nginx.$P2/|g" -e "s|127\.0\.0\.1:$HTTP_PORT;|127.0.0.1:$P2;|" \
+		-e 's|autoindex_format json;|autoindex_format html;|' "$NCONF" >"$D2/nginx.conf"
+	grep -q 'autoindex_format html;' "$D2/nginx.conf" || bb_die "cannot derive the HTML nginx configuration"
+	"$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)" -p "$D2/" -c "$D2/nginx.conf" \
+		-e "$D2/error.log" -g 'daemon off;' >"$D2/stderr.log" 2>&1 </dev/null &
+	NP2=$!
+	HTML_URL=http://127.0.0.1:$P2
+	i=0
+	until curl -s -o /dev/null --max-time 2 "$HTML_URL/"; do
+		i=$((i + 1))
+		[ "$i" -lt 150 ] && kill -0 "$NP2" 2>/dev/null || { cat "$D2/stderr.log" >&2; bb_die "the HTML nginx did not start"; }
+		sleep 0.1
+	done
+fi
 
-bb_start_s3rver "$T/s3" >/dev/null
-bb_s3 s3 mb s3://bkt >/dev/null || bb_die "cannot make the bucket"
-t=$(now)
-pids=""
-for part in $PARTS; do # both parts at once: the client is the slower side
-	bb_s3 s3 cp --quiet --recursive "$T/src/$part" "s3://bkt/$part/" &
-	pids="$pids $!"
-done
-for p in $pids; do wait "$p" || bb_die "the upload to s3rver failed"; done
-echo "uploaded to s3rver (aws s3 cp --recursive, the two parts at once) in $(elapsed "$t" "$(now)") s"
+if has_origin s3rver; then
+	bb_start_s3rver "$T/s3" >/dev/null
+	bb_s3 s3 mb s3://bkt >/dev/null || bb_die "cannot make the bucket"
+	t=$(now)
+	pids=""
+	for part in $PARTS; do # both parts at once: the client is the slower side
+		bb_s3 s3 cp --quiet --recursive "$T/src/$part" "s3://bkt/$part/" &
+		pids="$pids $!"
+	done
+	for p in $pids; do wait "$p" || bb_die "the upload to s3rver failed"; done
+	echo "uploaded to s3rver (aws s3 cp --recursive, the two parts at once) in $(elapsed "$t" "$(now)") s"
+fi
 
 # Private AWS configurations: bbcache (path style) and the awscli peer (32 in flight).
 printf '[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n' >"$T/aws-bbcache.cfg"
@@ -289,24 +299,28 @@ curl_list() { # BASEURL PART > list
 
 # What curl gets for free: the listing, timed alone with the fastest lister.
 for part in $PARTS; do
-	t=$(now)
-	env RCLONE_CONFIG="$T/rclone-none.conf" rclone lsf -R --files-only --http-url "$HTML_URL/$part/" :http: \
-		>"$T/ls.nginx.$part" 2>/dev/null || bb_die "listing nginx failed"
-	eval "LS_nginx_$part=\$(elapsed \"\$t\" \"\$(now)\")"
-	t=$(now)
-	bb_rclone lsf -R --files-only --fast-list "s3:bkt/$part" >"$T/ls.s3rver.$part" 2>/dev/null ||
-		bb_die "listing s3rver failed"
-	eval "LS_s3rver_$part=\$(elapsed \"\$t\" \"\$(now)\")"
+	if has_origin nginx; then
+		t=$(now)
+		env RCLONE_CONFIG="$T/rclone-none.conf" rclone lsf -R --files-only --http-url "$HTML_URL/$part/" :http: \
+			>"$T/ls.nginx.$part" 2>/dev/null || bb_die "listing nginx failed"
+		eval "LS_nginx_$part=\$(elapsed \"\$t\" \"\$(now)\")"
+	fi
+	if has_origin s3rver; then
+		t=$(now)
+		bb_rclone lsf -R --files-only --fast-list "s3:bkt/$part" >"$T/ls.s3rver.$part" 2>/dev/null ||
+			bb_die "listing s3rver failed"
+		eval "LS_s3rver_$part=\$(elapsed \"\$t\" \"\$(now)\")"
+	fi
 done
 
 # ---- the runs ---------------------------------------------------------------------
 for part in $PARTS; do
-	curl_list "$HTTP_URL/$part" "$part" >"$T/curl.nginx.$part"
-	curl_list "$S3_ENDPOINT/bkt/$part" "$part" >"$T/curl.s3rver.$part"
+	has_origin nginx && curl_list "$HTTP_URL/$part" "$part" >"$T/curl.nginx.$part"
+	has_origin s3rver && curl_list "$S3_ENDPOINT/bkt/$part" "$part" >"$T/curl.s3rver.$part"
 done
 
 SRV_PIDS="$HTTP_PID"
-for part in $PARTS; do
+has_origin nginx && for part in $PARTS; do
 	for j in $BB_JOBS; do
 		run nginx "$part" "bbcache --jobs $j" "$BBCACHE" stage-in --jobs "$j" --no-progress \
 			"$HTTP_URL/$part/" "$T/dst/$part"
@@ -320,7 +334,7 @@ for part in $PARTS; do
 done
 
 SRV_PIDS="$S3_PID"
-for part in $PARTS; do
+has_origin s3rver && for part in $PARTS; do
 	for j in $BB_JOBS; do
 		run s3rver "$part" "bbcache --jobs $j" s3env AWS_ENDPOINT_URL="$S3_ENDPOINT" \
 			AWS_CONFIG_FILE="$T/aws-bbcache.cfg" "$BBCACHE" stage-in --jobs "$j" --no-progress \
@@ -359,7 +373,7 @@ for part in $PARTS; do
 		printf "  cp -r of the %-5s part (cache to disk):   %7.2f s  %8.0f MB/s  %8.0f files/s\n", p, s, b / s / 1e6, n / s }'
 done
 for part in $PARTS; do
-	for o in nginx s3rver; do
+	for o in $RUN_ORIGINS; do
 		eval "s=\$LS_${o}_$part"
 		awk -v o="$o" -v p="$part" -v s="$s" -v n="$(wc -l <"$T/ls.$o.$part")" 'BEGIN {
 			printf "  listing %-6s %-5s (rclone lsf -R):       %7.2f s  (%d files, incl. rclone start; curl is handed the list, untimed)\n", o, p, s, n }'
@@ -375,7 +389,7 @@ awk -F'\t' '{ f = $5 / $4
 echo "(--verify none rows: for information, not in the ratios)"
 echo
 echo "Ratios (speed of bbcache's best --jobs / speed of the fastest verified peer):"
-for o in nginx s3rver; do
+for o in $RUN_ORIGINS; do
 	for part in $PARTS; do
 		eval "ls=\$LS_${o}_$part"
 		awk -F'\t' -v o="$o" -v p="$part" -v ls="$ls" '
