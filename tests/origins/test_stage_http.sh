@@ -56,6 +56,27 @@ eq "resume exits 0" "$rc" 0
 contains "one file moved" "$T/out.log" '"files":1,'
 contains "the rest skipped" "$T/out.log" '"skipped":201'
 check "resumed tree equal" same_tree "$T/src/set" "$T/d1"
+small=$(cd "$T/d1" && find . -type f -size -100k -size +1k | sort | head -n 1)
+printf 'not the origin bytes' >"$T/d1/$small"
+bbc stage-in --no-progress --json "$HTTP_URL/set/" "$T/d1"
+eq "resume over a changed small file exits 0" "$rc" 0
+check "... which is replaced by the origin's bytes" cmp -s "$T/src/set/$small" "$T/d1/$small"
+check "... and leaves no temporary" no_tmp "$T/d1"
+
+echo "# a small file is named from an unnamed file (O_TMPFILE + linkat); each fallback"
+[ -f "${BB_LINKSHIM:-}" ] || bb_die "BB_LINKSHIM (tests/origins/.libs/liblinkshim.so) not built: make check builds it"
+for mode in no-tmpfile no-empty-path no-link; do
+	rm -f "$T/shim.log"
+	rc=0
+	BB_SHIM=$mode BB_SHIM_LOG="$T/shim.log" LD_PRELOAD="$BB_LINKSHIM" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$BBCACHE" stage-in --no-progress "$HTTP_URL/set/" "$T/k-$mode" >"$T/out.log" 2>&1 || rc=$?
+	eq "$mode: stage-in exits 0" "$rc" 0
+	check "$mode: the shim refused a call" test -s "$T/shim.log"
+	check "$mode: every byte equal" same_tree "$T/src/set" "$T/k-$mode"
+	check "$mode: no temporary files" no_tmp "$T/k-$mode"
+	eq "$mode: files are the user's alone (0600)" "$(find "$T/k-$mode" -type f ! -perm 0600 | head -n 3)" ""
+done
 
 echo "# include / exclude"
 bbc stage-in --no-progress --include 'd00/*' --exclude '*file-00000[0-4]*' "$HTTP_URL/set/" "$T/d2"
