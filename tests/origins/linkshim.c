@@ -48,29 +48,21 @@ static int open_common(const char *sym, const char *path, int flags, mode_t mode
 	return real(path, flags, mode);
 }
 
-int open(const char *path, int flags, ...)
-{
-	mode_t mode = 0;
-	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
-		va_list ap;
-		va_start(ap, flags);
-		mode = va_arg(ap, mode_t);
-		va_end(ap);
+/* open and open64; the mode is there only with O_CREAT or O_TMPFILE. */
+#define OPEN_WRAPPER(name)                                                   \
+	int name(const char *path, int flags, ...)                           \
+	{                                                                    \
+		mode_t mode = 0;                                             \
+		if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) { \
+			va_list ap;                                          \
+			va_start(ap, flags);                                 \
+			mode = va_arg(ap, mode_t);                           \
+			va_end(ap);                                          \
+		}                                                            \
+		return open_common(#name, path, flags, mode);                \
 	}
-	return open_common("open", path, flags, mode);
-}
-
-int open64(const char *path, int flags, ...)
-{
-	mode_t mode = 0;
-	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
-		va_list ap;
-		va_start(ap, flags);
-		mode = va_arg(ap, mode_t);
-		va_end(ap);
-	}
-	return open_common("open64", path, flags, mode);
-}
+OPEN_WRAPPER(open)
+OPEN_WRAPPER(open64)
 
 int linkat(int fd1, const char *from, int fd2, const char *to, int flags)
 {
