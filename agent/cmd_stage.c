@@ -100,14 +100,14 @@ static int stage_cmd(int argc, char **argv, int out)
 		{"retries", required_argument, NULL, 'r'}, {"stall-timeout", required_argument, NULL, 's'},
 		{"no-verify-tls", no_argument, NULL, 'T'}, {"replicas", required_argument, NULL, 'R'},
 		{"shm", required_argument, NULL, 'S'},     {"job", required_argument, NULL, 'J' + 256},
-		{"async", no_argument, NULL, 'A'},
+		{"async", no_argument, NULL, 'A'},          {"no-sign-request", no_argument, NULL, 'N' + 256},
 		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
 	struct bb_stage_opts o = {0};
 	struct bb_stage_summary s;
 	struct bb_conf conf;
 	const char *conf_path = NULL, *shm_arg = NULL, *verify_arg = NULL;
 	char err[2048] = "";
-	int opt, rc, async = 0;
+	int opt, rc, async = 0, no_sign = 0;
 
 	o.type = -1;
 	o.verify = BB_VERIFY_ETAG;
@@ -190,6 +190,9 @@ static int stage_cmd(int argc, char **argv, int out)
 			if (parse_job(optarg, &o.job_id) != BB_OK)
 				return 2;
 			break;
+		case 'N' + 256:
+			no_sign = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -207,10 +210,21 @@ static int stage_cmd(int argc, char **argv, int out)
 		fprintf(stderr, "bbcache: --shm needs --job ID (or $SLURM_JOB_ID)\n");
 		return 2;
 	}
+	/* Unsigned S3 requests for public buckets (the AWS CLI's
+	 * --no-sign-request).  Reading only: an upload keeps its signature.
+	 * bbcached reads its own bbcache.conf: with --async, the site's (or
+	 * --conf's) s3_no_sign_request decides. */
+	if (no_sign && (out || async)) {
+		fprintf(stderr, "bbcache: --no-sign-request is for stage-in without --async (bbcached "
+			"takes s3_no_sign_request = yes from its bbcache.conf)\n");
+		return 2;
+	}
 	o.source = argv[optind];
 	o.dest = argv[optind + 1];
 	if (load_conf(&conf, conf_path) != BB_OK)
 		return 1;
+	if (no_sign)
+		conf.s3_no_sign_request = true;
 	o.conf = &conf;
 	o.block_size = (uint32_t)conf.block_size;
 	if (o.shm_bytes && conf.shm_limit_per_job && o.shm_bytes > conf.shm_limit_per_job) {

@@ -178,6 +178,14 @@ static int set_s3_profile(struct conf_parser *cp, const char *val)
 			NULL);
 }
 
+static int set_s3_no_sign_request(struct conf_parser *cp, const char *val)
+{
+	if (bb_parse_bool(val, &cp->conf->s3_no_sign_request))
+		return why(cp, BB_EPARSE,
+			   "s3_no_sign_request: '%s' is not yes/no/true/false/on/off/1/0", val);
+	return BB_OK;
+}
+
 static int set_shm_limit_per_job(struct conf_parser *cp, const char *val)
 {
 	cp->shm_job_line = cp->line;
@@ -344,6 +352,7 @@ static const struct conf_key {
 	{"s3_endpoint_url", false, set_s3_endpoint_url},
 	{"s3_region", false, set_s3_region},
 	{"s3_profile", false, set_s3_profile},
+	{"s3_no_sign_request", false, set_s3_no_sign_request},
 	{"log_level", false, set_log_level},
 	{"log_syslog", false, set_log_syslog},
 	{"block_size", false, set_block_size},

@@ -21,6 +21,7 @@
  *   s3_endpoint_url    http(s) URL or ""     "" (the site's S3 endpoint; wins over users')
  *   s3_region          region name or ""     ""
  *   s3_profile         profile name or ""    "" (the profile to read, in users' files)
+ *   s3_no_sign_request bool                  no (yes: S3 requests unsigned, no credentials read)
  *   log_level          error|warn|info|debug info
  *   log_syslog         bool                  no
  *   block_size         power of two, 4KiB..64MiB   4MiB
@@ -80,6 +81,7 @@ struct bb_conf {
 	char s3_endpoint_url[BB_CONF_PATH_MAX];	/* "" = users' own (AWS_*, ~/.aws) */
 	char s3_region[64];				/* "" = users' own */
 	char s3_profile[128];				/* "" = users' own */
+	bool s3_no_sign_request;	/* S3 requests unsigned (public buckets), no credentials read */
 	int log_level;			/* enum bb_log_level */
 	bool log_syslog;
 	uint64_t block_size;

@@ -554,6 +554,12 @@ static int resolve_creds(struct resolver *r)
 	int found = 0;
 	int rc;
 
+	/* As the AWS CLI's --no-sign-request: no credential is looked for (a
+	 * profile of an unsupported kind is no error), none is read. */
+	if (r->o->no_credentials) {
+		snprintf(r->out->source, sizeof(r->out->source), "none (unsigned requests asked for)");
+		return BB_OK;
+	}
 	if (!r->profile_explicit) {
 		rc = creds_from_env(r, &found);
 		if (rc || found)

@@ -34,6 +34,7 @@ struct bb_aws_opts {
 	const char *credentials_file;	/* bbcache.conf credentials_file, or NULL */
 	const char *endpoint_url;	/* bbcache.conf/CLI override, or NULL */
 	const char *region;		/* override, or NULL */
+	int no_credentials;		/* look for none: requests go unsigned (--no-sign-request) */
 	char **envp;			/* NULL: environ; lets tests inject one */
 };
 
@@ -46,7 +47,8 @@ struct bb_aws_opts {
  *   then [profile PROFILE] (or [default]) of $AWS_CONFIG_FILE
  *   (~/.aws/config); then [PROFILE] or [default] of opts->credentials_file.
  *   None at all: BB_OK with empty keys (anonymous requests) and source
- *   "none".
+ *   "none".  With opts->no_credentials none is looked for (the AWS CLI's
+ *   --no-sign-request): empty keys; region and endpoint as below.
  * region: opts->region, AWS_REGION, AWS_DEFAULT_REGION, the profile's
  *   `region`, "us-east-1".
  * endpoint: opts->endpoint_url, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the

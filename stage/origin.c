@@ -187,6 +187,7 @@ int bb_origin_open(struct bb_origin *o, const char *source, int type, const stru
 			ao.endpoint_url = conf->s3_endpoint_url[0] ? conf->s3_endpoint_url : NULL;
 			ao.region = conf->s3_region[0] ? conf->s3_region : NULL;
 			ao.profile = conf->s3_profile[0] ? conf->s3_profile : NULL;
+			ao.no_credentials = conf->s3_no_sign_request;
 		}
 		rc = bb_aws_resolve(&ao, &o->aws, err, errlen);
 		if (rc != BB_OK)

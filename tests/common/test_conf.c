@@ -282,6 +282,13 @@ static void test_s3_keys(void)
 		   "test.conf:1: s3_endpoint_url: 'ftp://x' is not an http:// or https:// URL");
 	expect_err("s3_region = eu west\n", BB_EPARSE, "test.conf:1: s3_region: unexpected character ' '");
 	expect_err("s3_profile = a\ns3_profile = b\n", BB_EPARSE, "test.conf:2:");
+	bb_conf_defaults(&c);
+	CU_ASSERT_FALSE(c.s3_no_sign_request);
+	CU_ASSERT_EQUAL(parse(&c, "s3_no_sign_request = yes\n"), BB_OK);
+	CU_ASSERT_TRUE(c.s3_no_sign_request);
+	bb_conf_free(&c);
+	expect_err("s3_no_sign_request = maybe\n", BB_EPARSE,
+		   "test.conf:1: s3_no_sign_request: 'maybe' is not yes/no/true/false/on/off/1/0");
 }
 
 static void test_load(void)

@@ -500,6 +500,35 @@ static void test_bad_values(void)
 	expect_err(longtok, BB_ERANGE, "environment: AWS_SESSION_TOKEN is longer than 4095");
 }
 
+/* no_credentials (--no-sign-request): keys found nowhere, not even where
+ * they are; region and endpoint still resolved; unsupported sources are no
+ * error since none is consulted. */
+static void test_no_credentials(void)
+{
+	char *env[] = {"AWS_ACCESS_KEY_ID=AKIDENV", "AWS_SECRET_ACCESS_KEY=" SECRET,
+		       "AWS_SESSION_TOKEN=" TOKEN, "AWS_REGION=eu-north-1", NULL};
+	struct bb_aws_opts o = {0};
+
+	fresh_home();
+	put(".aws/credentials", creds, 0600);
+	put(".aws/config", "[default]\nendpoint_url = http://127.0.0.1:9000\n", 0600);
+	o.no_credentials = 1;
+	CU_ASSERT_EQUAL(resolve_o(&o, env), BB_OK);
+	CU_ASSERT_STRING_EQUAL(cfg.access_key, "");
+	CU_ASSERT_STRING_EQUAL(cfg.secret_key, "");
+	CU_ASSERT_STRING_EQUAL(cfg.session_token, "");
+	CU_ASSERT_STRING_EQUAL(cfg.region, "eu-north-1");
+	CU_ASSERT_STRING_EQUAL(cfg.endpoint_url, "http://127.0.0.1:9000");
+	CU_ASSERT_PTR_NOT_NULL(strstr(cfg.source, "none"));
+	put(".aws/config", "[default]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = b\n",
+	    0600);
+	CU_ASSERT_EQUAL(resolve_o(&o, NULL), BB_OK);
+	CU_ASSERT_STRING_EQUAL(cfg.secret_key, "");
+	/* the files are still parsed: a malformed one is still an error */
+	put(".aws/config", "[default\n", 0600);
+	CU_ASSERT_EQUAL(resolve_o(&o, NULL), BB_EPARSE);
+}
+
 static void test_unsupported(void)
 {
 	char *env[] = {"AWS_ACCESS_KEY_ID=AKIDENV", "AWS_SECRET_ACCESS_KEY=" SECRET, NULL};
@@ -572,6 +601,7 @@ int main(void)
 	CU_add_test(s, "INI syntax and errors", test_syntax);
 	CU_add_test(s, "bad values", test_bad_values);
 	CU_add_test(s, "unsupported credential sources", test_unsupported);
+	CU_add_test(s, "no credentials (--no-sign-request)", test_no_credentials);
 	CU_add_test(s, "permission warning", test_permissions);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
