@@ -89,6 +89,7 @@ class State:
         self.ranged = 0
         self.if_match = 0
         self.replaced = 0
+        self.credentials = 0
         self.sigv4 = {"good": 0, "bad": 0, "unsigned": 0}
         self.log = []
 
@@ -164,6 +165,8 @@ class State:
                 self.ranged += 1
             if entry.get("if_match"):
                 self.if_match += 1
+            if entry.get("credentials"):
+                self.credentials += 1
             if len(self.log) < LOG_MAX:
                 self.log.append(entry)
 
@@ -181,6 +184,7 @@ class State:
                 "ranged": self.ranged,
                 "if_match": self.if_match,
                 "replaced": self.replaced,
+                "credentials": self.credentials,
                 "sigv4": self.sigv4,
                 "rules": self.rules,
             }
@@ -276,6 +280,17 @@ def s3_canonical_query(raw_query):
                 urllib.parse.quote(urllib.parse.unquote(k), safe="-_.~"),
                 urllib.parse.quote(urllib.parse.unquote(v), safe="-_.~")))
     return "&".join(pairs)
+
+
+def carries_credentials(headers, raw_query):
+    """Does the request carry any credential: an Authorization header, a
+    session token, or a presigned query (X-Amz-Credential, X-Amz-Signature,
+    or the SigV2 Signature/AWSAccessKeyId)?"""
+    if headers.get("Authorization") or headers.get("X-Amz-Security-Token"):
+        return True
+    names = {k.lower() for k, _ in urllib.parse.parse_qsl(raw_query, keep_blank_values=True)}
+    return bool(names & {"x-amz-credential", "x-amz-signature", "x-amz-security-token",
+                         "signature", "awsaccesskeyid"})
 
 
 def sigv4_verify(method, raw_path, raw_query, headers, body, access_key, secret_key):
@@ -456,7 +471,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "t": round(time.time(), 3), "method": self.command, "path": raw_path,
             "query": raw_query, "range": self.headers.get("Range"),
             "if_match": self.headers.get("If-Match"), "status": 0, "fault": None,
-            "bytes": 0,
+            "bytes": 0, "credentials": carries_credentials(self.headers, raw_query),
         }
         try:
             try:

@@ -37,6 +37,44 @@ if grep -rq S3RVER "$T/out.log"; then bad "the secret stays out of the output"; 
 objs=$(bb_fault_stat 'sum(1 for k in s["by_path"] if k.startswith("/bkt1/data/"))')
 eq "each object read once" "$objs" 1200
 
+echo "# --no-sign-request: a public bucket read with unsigned requests, no credential sent"
+# s3rver serves anonymous requests; a second faultsrv, without the SigV4
+# check, counts the requests that carry any credential.  The credentials
+# above stay in ~/.aws: they must not be sent, nor printed.
+sig_url=$FAULT_URL sig_port=$FAULT_PORT sig_pid=$FAULT_PID sig_log=$FAULT_LOG
+bb_start_faultsrv --upstream "$S3_ENDPOINT" >/dev/null
+ANON_URL=$FAULT_URL
+FAULT_URL=$sig_url FAULT_PORT=$sig_port FAULT_PID=$sig_pid FAULT_LOG=$sig_log
+printf 's3_endpoint_url = %s\n' "$ANON_URL" >"$T/anon.conf"
+bbc stage-in --no-progress --conf "$T/anon.conf" --include 'd00/d00/*' s3://bkt1/data/ "$T/n0"
+eq "signed through the counting proxy: exits 0" "$rc" 0
+signed=$(bb_fault_stat 's["credentials"]' "$ANON_URL")
+check "the proxy counts requests with credentials ($signed)" test "$signed" -ge 2
+bb_fault_reset "$ANON_URL" >/dev/null
+bbc stage-in --no-progress --json --no-sign-request --conf "$T/anon.conf" s3://bkt1/data/ "$T/n1"
+eq "--no-sign-request: exits 0" "$rc" 0
+check "--no-sign-request: every byte equal" same_tree "$T/src" "$T/n1"
+total=$(bb_fault_stat 's["total"]' "$ANON_URL")
+check "--no-sign-request: listing and objects through the proxy ($total)" test "$total" -ge 1202
+eq "--no-sign-request: no request carried a credential" "$(bb_fault_stat 's["credentials"]' "$ANON_URL")" 0
+if grep -q S3RVER "$T/out.log"; then bad "--no-sign-request: no credential printed"; else ok "--no-sign-request: no credential printed"; fi
+bb_fault_reset "$ANON_URL" >/dev/null
+printf 's3_endpoint_url = %s\ns3_no_sign_request = yes\n' "$ANON_URL" >"$T/anon.conf"
+bbc stage-in --no-progress --conf "$T/anon.conf" --include 'd00/*' s3://bkt1/data/ "$T/n2"
+eq "s3_no_sign_request = yes in bbcache.conf: exits 0" "$rc" 0
+check "s3_no_sign_request = yes: files there" test -n "$(find "$T/n2" -type f | head -n 1)"
+eq "s3_no_sign_request = yes: no request carried a credential" "$(bb_fault_stat 's["credentials"]' "$ANON_URL")" 0
+# Where the bucket is not public (here: the signature checker) the reason is S3's.
+bb_fault_reset >/dev/null
+bbc stage-in --no-progress --no-sign-request s3://bkt1/data/ "$T/n3"
+eq "--no-sign-request on a private bucket exits 1" "$rc" 1
+contains "--no-sign-request on a private bucket: S3's reason" "$T/out.log" "AccessDenied"
+check "--no-sign-request on a private bucket: the request was unsigned" \
+	test "$(bb_fault_stat 's["sigv4"]["unsigned"]')" -ge 1
+if grep -q S3RVER "$T/out.log"; then bad "... no credential printed"; else ok "... no credential printed"; fi
+bbc stage-out --no-progress --no-sign-request "$T/src/d00" s3://bkt1/x/
+eq "--no-sign-request is refused for stage-out" "$rc" 2
+
 echo "# the site's endpoint from bbcache.conf (s3_endpoint_url) wins over ~/.aws/config"
 printf '[default]\nregion = us-east-1\nendpoint_url = http://127.0.0.1:9/\n' >"$HOME/.aws/config"
 printf 's3_endpoint_url = %s\ns3_region = us-east-1\n' "$FAULT_URL" >"$T/site.conf"
