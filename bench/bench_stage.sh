@@ -23,11 +23,18 @@
 #                                 rclone copies nothing and exits 0)
 #   curl --parallel --parallel-max 50
 #                                 given the URL list (listing not timed); s3:
-#                                 plain path-style URLs (s3rver allows anonymous GET)
+#                                 plain path-style URLs, twice: unsigned
+#                                 (s3rver allows anonymous GET) and signed
+#                                 (--aws-sigv4, as against a real S3)
 #
-# On s3rver, bbcache's best --jobs also runs once with --verify none, for
-# information (not in the ratios): the cost of its MD5-against-ETag check,
-# which none of the peers makes.
+# On s3rver, signing costs the server: s3rver 3.7.1 checks no signature but
+# builds the canonical request of every signed one in JavaScript, on its one
+# Node thread, so signed and unsigned clients are compared apart. Two
+# ratios: bbcache (signed) against the fastest signed peer (aws, rclone,
+# signed curl), and bbcache --no-sign-request against unsigned curl. The
+# best --jobs of the signed runs is used for the unsigned run, and once more
+# with --verify none, for information (not in the ratios): the cost of the
+# MD5-against-ETag check, which only rclone of the peers also makes.
 #
 # Before every run: the previous destination is removed, `sync`, the page
 # cache is dropped (as root; BENCH_DROP_CACHES=0 to skip) and the origin's
@@ -151,7 +158,9 @@ cpu_of() { # PIDS... — utime+stime of those processes and their descendants
 HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 # run ORIGIN PART TOOL CMD... — one timed run into $T/dst/PART, verified.
-# SRV_PIDS: the server processes whose CPU is counted.
+# SRV_PIDS: the server processes whose CPU is counted. CLASS: how the row
+# counts in the ratios: bb or peer (signed on s3rver), bb-anon or peer-anon
+# (unsigned requests), info (none).
 RUN_I=0
 run() {
 	_o=$1 _part=$2 _tool=$3
@@ -189,11 +198,11 @@ run() {
 	fi
 	case $_ok in ok) ;; *) FAILS=$((FAILS + 1)) ;; esac
 	eval "_n=\$N_$_part _by=\$BYTES_$_part"
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$_o" "$_part" "$_tool" "$_sec" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$_o" "$_part" "$_tool" "$_sec" \
 		"$_n" "$_by" "$_ok" \
 		"$(awk -v c="$((_c1 - _c0))" -v hz="$HZ" -v s="$_sec" 'BEGIN { printf "%.0f", 100 * c / hz / s }')" \
 		"$(awk -v c="$((_s1 - _s0))" -v hz="$HZ" -v s="$_sec" 'BEGIN { printf "%.0f", 100 * c / hz / s }')" \
-		"$_log" >>"$RES"
+		"$_log" "$CLASS" >>"$RES"
 	say "  $_sec s, $_ok"
 	rm -rf "$T/dst"
 }
@@ -321,38 +330,55 @@ done
 
 SRV_PIDS="$HTTP_PID"
 has_origin nginx && for part in $PARTS; do
+	CLASS=bb
 	for j in $BB_JOBS; do
 		run nginx "$part" "bbcache --jobs $j" "$BBCACHE" stage-in --jobs "$j" --no-progress \
 			"$HTTP_URL/$part/" "$T/dst/$part"
 	done
-	SRV_PIDS="$NP2"
+	SRV_PIDS="$NP2" CLASS=peer
 	run nginx "$part" "rclone copy --transfers $PEER_CONC" env RCLONE_CONFIG="$T/rclone-none.conf" \
 		rclone copy --transfers "$PEER_CONC" --http-url "$HTML_URL/$part/" :http: "$T/dst/$part"
 	SRV_PIDS="$HTTP_PID"
-	run nginx "$part" "curl --parallel-max $CURL_PAR" curl --parallel --parallel-max "$CURL_PAR" \
+	run nginx "$part" "curl -Z max $CURL_PAR" curl --parallel --parallel-max "$CURL_PAR" \
 		--fail -sS --create-dirs -K "$T/curl.nginx.$part"
 done
 
 SRV_PIDS="$S3_PID"
 has_origin s3rver && for part in $PARTS; do
+	CLASS=bb
 	for j in $BB_JOBS; do
 		run s3rver "$part" "bbcache --jobs $j" s3env AWS_ENDPOINT_URL="$S3_ENDPOINT" \
 			AWS_CONFIG_FILE="$T/aws-bbcache.cfg" "$BBCACHE" stage-in --jobs "$j" --no-progress \
 			"s3://bkt/$part/" "$T/dst/$part"
 	done
-	# For information, not in the ratios: the cost of the MD5-against-ETag
-	# check that the peers do not make (bbcache's best --jobs, --verify none).
-	j=$(awk -F'\t' -v p="$part" '$1 == "s3rver" && $2 == p && $3 ~ /^bbcache --jobs/ && $7 == "ok" {
+	# bbcache's best --jobs, unsigned (the credentials stay in the
+	# environment: --no-sign-request ignores them); then, for information,
+	# not in the ratios, signed with --verify none: the cost of the
+	# MD5-against-ETag check.
+	j=$(awk -F'\t' -v p="$part" '$1 == "s3rver" && $2 == p && $11 == "bb" && $7 == "ok" {
 		if (!bt || $4 < bt) { bt = $4; j = $3 } } END { sub(/.* /, "", j); print j }' "$RES")
-	[ -n "$j" ] && run s3rver "$part" "bbcache -j $j --verify none" s3env AWS_ENDPOINT_URL="$S3_ENDPOINT" \
+	[ -n "$j" ] || j=${BB_JOBS%% *}
+	CLASS=bb-anon
+	run s3rver "$part" "bbcache -j $j --no-sign-request" s3env AWS_ENDPOINT_URL="$S3_ENDPOINT" \
+		AWS_CONFIG_FILE="$T/aws-bbcache.cfg" "$BBCACHE" stage-in --jobs "$j" --no-sign-request \
+		--no-progress "s3://bkt/$part/" "$T/dst/$part"
+	CLASS=info
+	run s3rver "$part" "bbcache -j $j --verify none" s3env AWS_ENDPOINT_URL="$S3_ENDPOINT" \
 		AWS_CONFIG_FILE="$T/aws-bbcache.cfg" "$BBCACHE" stage-in --jobs "$j" --verify none --no-progress \
 		"s3://bkt/$part/" "$T/dst/$part"
+	CLASS=peer
 	run s3rver "$part" "aws s3 sync (max_conc $PEER_CONC)" s3env AWS_CONFIG_FILE="$T/aws-peer.cfg" \
 		"$BB_AWS" --endpoint-url "$S3_ENDPOINT" s3 sync --only-show-errors --no-progress \
 		"s3://bkt/$part/" "$T/dst/$part"
 	run s3rver "$part" "rclone copy --transfers $PEER_CONC" bb_rclone copy --transfers "$PEER_CONC" \
 		--fast-list "s3:bkt/$part" "$T/dst/$part"
-	run s3rver "$part" "curl --parallel-max $CURL_PAR" curl --parallel --parallel-max "$CURL_PAR" \
+	# The same URL list signed: what a user of a real S3 would have to run
+	# (x-amz-content-sha256 is required by S3; s3rver ignores it).
+	run s3rver "$part" "curl --aws-sigv4 -Z max $CURL_PAR" curl --parallel --parallel-max "$CURL_PAR" \
+		--fail -sS --create-dirs --aws-sigv4 aws:amz:us-east-1:s3 --user S3RVER:S3RVER \
+		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -K "$T/curl.s3rver.$part"
+	CLASS=peer-anon
+	run s3rver "$part" "curl unsigned -Z max $CURL_PAR" curl --parallel --parallel-max "$CURL_PAR" \
 		--fail -sS --create-dirs -K "$T/curl.s3rver.$part"
 done
 
@@ -362,7 +388,7 @@ echo
 echo "bbcache stage-in summaries (its own stderr line):"
 awk -F'\t' '$3 ~ /^bbcache/ { print $1 "\t" $2 "\t" $3 "\t" $10 }' "$RES" |
 	while IFS="$(printf '\t')" read -r o p tl lg; do
-		printf '  %-6s %-5s %-17s %s\n' "$o" "$p" "$tl" "$(grep -m1 'bbcache stage-in' "$lg.err")"
+		printf '  %-6s %-5s %-31s %s\n' "$o" "$p" "$tl" "$(grep -m1 'bbcache stage-in' "$lg.err")"
 	done
 echo
 echo "Physical references (same run):"
@@ -383,30 +409,36 @@ awk -F'\t' '$1 == "nginx" && $7 == "ok" { r = $5 / $4; if (r > best) { best = r;
 	END { if (best) printf "  nginx serving rate: not measured (no load generator); at least %.0f files/s (%s, %s part)\n", best, t, p }' "$RES"
 echo
 echo "Results (MB = 10^6 bytes; time = wall clock of the tool; cpu = % of one core, client / server):"
-printf '%-7s %-5s %-27s %8s %9s %8s %7s %7s  %s\n' origin part tool time_s files/s MB/s cli_cpu srv_cpu verified
+printf '%-7s %-5s %-31s %8s %9s %8s %7s %7s %9s  %s\n' origin part tool time_s files/s MB/s cli_cpu srv_cpu srv_cpu_s verified
 awk -F'\t' '{ f = $5 / $4
-	printf "%-7s %-5s %-27s %8.2f %9." (f < 100 ? 2 : 0) "f %8.0f %6s%% %6s%%  %s\n", $1, $2, $3, $4, f, $6 / $4 / 1e6, $8, $9, $7 }' "$RES"
-echo "(--verify none rows: for information, not in the ratios)"
+	printf "%-7s %-5s %-31s %8.2f %9." (f < 100 ? 2 : 0) "f %8.0f %6s%% %6s%% %9.2f  %s\n", $1, $2, $3, $4, f, $6 / $4 / 1e6, $8, $9, $4 * $9 / 100, $7 }' "$RES"
+echo "(srv_cpu_s: the server's CPU seconds for the run; --verify none rows: for information, not in the ratios)"
 echo
-echo "Ratios (speed of bbcache's best --jobs / speed of the fastest verified peer):"
+echo "Ratios (speed of bbcache's best --jobs / speed of the fastest verified peer; on s3rver"
+echo "signed against signed, unsigned against unsigned):"
 for o in $RUN_ORIGINS; do
 	for part in $PARTS; do
 		eval "ls=\$LS_${o}_$part"
-		awk -F'\t' -v o="$o" -v p="$part" -v ls="$ls" '
-		$1 == o && $2 == p && $7 == "ok" {
-			if ($3 ~ /--verify none/) next
-			if ($3 ~ /^bbcache/) { if (!bt || $4 < bt) { bt = $4; bn = $3 } }
-			else if (!pt || $4 < pt) { pt = $4; pn = $3 }
-		}
-		END {
-			target = (o == "nginx") ? 1.5 : 0.95
-			if (!bt || !pt) { printf "  %-6s %-5s: incomplete (a run failed)\n", o, p; exit }
-			r = pt / bt
-			printf "  %-6s %-5s: %-17s %7.2f s vs %-27s %7.2f s = %5.2fx  (target >= %.2fx: %s)\n",
-				o, p, bn, bt, pn, pt, r, target, (r >= target) ? "met" : "MISSED"
-			if (pn ~ /^curl/)
-				printf "  %-6s %-5s  (curl with the listing time added, %.2f s: %5.2fx)\n", o, p, pt + ls, (pt + ls) / bt
-		}' "$RES"
+		for kind in signed unsigned; do
+			[ "$o" = nginx ] && [ "$kind" = unsigned ] && continue
+			suffix=""
+			[ "$kind" = unsigned ] && suffix=-anon
+			awk -F'\t' -v o="$o" -v p="$part" -v ls="$ls" -v sfx="$suffix" \
+				-v kind="$([ "$o" = s3rver ] && echo "$kind" || echo "")" '
+			$1 == o && $2 == p && $7 == "ok" {
+				if ($11 == "bb" sfx) { if (!bt || $4 < bt) { bt = $4; bn = $3 } }
+				else if ($11 == "peer" sfx) { if (!pt || $4 < pt) { pt = $4; pn = $3 } }
+			}
+			END {
+				target = (o == "nginx") ? 1.5 : 0.95
+				if (!bt || !pt) { printf "  %-6s %-5s %-8s: incomplete (a run failed)\n", o, p, kind; exit }
+				r = pt / bt
+				printf "  %-6s %-5s %-8s: %-31s %7.2f s vs %-31s %7.2f s = %5.2fx  (target >= %.2fx: %s)\n",
+					o, p, kind, bn, bt, pn, pt, r, target, (r >= target) ? "met" : "MISSED"
+				if (pn ~ /^curl/)
+					printf "  %-6s %-5s %-8s  (curl with the listing time added, %.2f s: %5.2fx)\n", o, p, kind, pt + ls, (pt + ls) / bt
+			}' "$RES"
+		done
 	done
 done
 echo
