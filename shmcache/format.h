@@ -1,4 +1,4 @@
-/* The shared-memory segment layout (format version 3).
+/* The shared-memory segment layout (format version 4).
  *
  * Everything in the segment is addressed by offsets from its start, never by
  * pointers: each process maps it at its own address.  All regions start on a
@@ -26,8 +26,9 @@
 #include "shmcache/shmcache.h"
 
 #define BBC_MAGIC 0x3153484342434242ULL /* "BBCBHSH1" little-endian */
-#define BBC_FORMAT_VERSION 3u /* 2: buckets are lines of tagged slots;
-				  3: a slot carries its extent's page too */
+#define BBC_FORMAT_VERSION 4u /* 2: buckets are lines of tagged slots;
+				  3: a slot carries its extent's page too;
+				  4: neighbouring file ids, neighbouring buckets */
 /* The format word: version in the high half, a hash of the sizes of the
  * structs that fix the layout in the low half, so a build with a different layout refuses
  * a segment even when someone forgot to bump the version. */
@@ -49,7 +50,9 @@
 #define BBC_OFF_NONE UINT64_MAX
 #define BBC_CHAIN_MAX 4096 /* a lock-free walk of an overflow chain gives up after this many steps */
 #define BBC_BUCKET_SLOTS 6 /* entries a bucket line holds before its overflow chain */
-#define BBC_ENTRIES_PER_BUCKET 4 /* n_buckets = ceil(n_entries / this) */
+#define BBC_ENTRIES_PER_BUCKET 4 /* n_buckets = ceil(n_entries / this), */
+#define BBC_BUCKET_RUN_SHIFT 6    /* rounded up to runs of this many */
+#define BBC_BUCKET_RUN (1u << BBC_BUCKET_RUN_SHIFT)
 #define BBC_REPLICATE_AFTER 2 /* remote hits before a replica is made */
 /* Client liveness: byte BBC_CLIENT_LOCK_BASE + slot of the segment file is
  * write-locked (fcntl) by the process using the slot, and the kernel drops

@@ -365,7 +365,7 @@ long bbc_read(struct bbc_cache *c, uint64_t file_id, uint64_t block, uint64_t of
 	if (BB_UNLIKELY(c->read_slow_only | !st))
 		return read_slow(c, file_id, block, off, buf, len);
 	uint64_t h = bbc_key_hash(file_id, block);
-	struct bbc_bucket *bk = &c->buckets[bbc_bucket_of_hash(c, h)];
+	struct bbc_bucket *bk = &c->buckets[bbc_bucket_of_hash(c, file_id, h)];
 	int i = first_tag_match(bk, bbc_key_tag(h));
 	if (BB_UNLIKELY(i < 0))
 		return read_slow(c, file_id, block, off, buf, len);

@@ -21,7 +21,7 @@ struct bbc_cache {
 	struct bbc_client_stats *st; /* my_slot's statistics; NULL with my_slot -1 */
 	int read_slow_only;     /* replicas may exist: bbc_read walks whole chains */
 	pid_t my_pid;
-	uint32_t n_buckets, n_stripes_mask;
+	uint32_t n_buckets, n_runs, n_stripes_mask;
 	uint32_t n_entries;        /* hdr->n_entries, on the hit path's own line */
 	struct bbc_bucket *buckets;
 	struct bbc_lock *stripes;
@@ -52,7 +52,7 @@ static inline struct bbc_entry *bbc_entry_at(struct bbc_cache *c, uint32_t idx1)
 	return &c->entries[idx1 - 1];
 }
 
-static inline uint64_t bbc_key_hash(uint64_t file_id, uint64_t block)
+static inline uint64_t bbc_mix_hash(uint64_t file_id, uint64_t block)
 {
 	uint64_t h = file_id * 0x9e3779b97f4a7c15ULL ^ (block + 0x632be59bd9b4e019ULL);
 	h ^= h >> 32;
@@ -61,17 +61,31 @@ static inline uint64_t bbc_key_hash(uint64_t file_id, uint64_t block)
 	return h;
 }
 
-/* The bucket of a hash: its low 32 bits scaled to [0, n_buckets), so the
- * bucket count need not be a power of two (the footprint of the bucket
- * array is what a lookup pays for; see docs/shmcache.md section 5). */
-static inline uint32_t bbc_bucket_of_hash(struct bbc_cache *c, uint64_t hash)
+/* The hash of a key's run: file ids that differ only in their low
+ * BBC_BUCKET_RUN_SHIFT bits share it (same block number), so those files'
+ * buckets are neighbours (see bbc_bucket_of). */
+static inline uint64_t bbc_key_hash(uint64_t file_id, uint64_t block)
 {
-	return (uint32_t)(((hash & 0xffffffffULL) * c->n_buckets) >> 32);
+	return bbc_mix_hash(file_id >> BBC_BUCKET_RUN_SHIFT, block);
+}
+
+/* The bucket of a key whose bbc_key_hash is `hash`: the run chosen by the
+ * hash's low 32 bits scaled to [0, n_buckets / run), then the file id's
+ * low bits inside it.  Files read in the order of their ids (a scan in
+ * manifest order) thus walk the bucket array line after line, which the
+ * hardware prefetcher follows, instead of missing at a random line per
+ * file; a random order costs what it did.  Within a run each bucket gets
+ * one file of a run of ids, so the load per bucket is that of a hash of
+ * the runs (docs/shmcache.md section 5). */
+static inline uint32_t bbc_bucket_of_hash(struct bbc_cache *c, uint64_t file_id, uint64_t hash)
+{
+	return ((uint32_t)(((hash & 0xffffffffULL) * c->n_runs) >> 32) << BBC_BUCKET_RUN_SHIFT) |
+	       (uint32_t)(file_id & (BBC_BUCKET_RUN - 1));
 }
 
 static inline uint32_t bbc_bucket_of(struct bbc_cache *c, uint64_t file_id, uint64_t block)
 {
-	return bbc_bucket_of_hash(c, bbc_key_hash(file_id, block));
+	return bbc_bucket_of_hash(c, file_id, bbc_key_hash(file_id, block));
 }
 
 /* The tag of a key in its bucket: hash bits the bucket index never uses

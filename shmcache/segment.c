@@ -280,7 +280,7 @@ int bbc_arena_for(struct bbc_cache *c, uint64_t file_id, uint64_t block, int nod
 	if (n == 1)
 		return 0;
 	if (c->hdr->policy == BBC_NUMA_INTERLEAVE)
-		return (int)((bbc_key_hash(file_id, block) >> 40) % n);
+		return (int)((bbc_mix_hash(file_id, block) >> 40) % n);
 	if (node >= 0)
 		return node % (int)n;
 	return bbc_current_arena(c);
@@ -307,6 +307,7 @@ static void cache_setup_views(struct bbc_cache *c)
 {
 	c->base = (char *)c->hdr;
 	c->n_buckets = c->hdr->n_buckets;
+	c->n_runs = c->hdr->n_buckets >> BBC_BUCKET_RUN_SHIFT;
 	c->n_stripes_mask = c->hdr->n_stripes - 1;
 	c->n_entries = c->hdr->n_entries;
 	c->buckets = (struct bbc_bucket *)(c->base + c->hdr->off_buckets);
@@ -340,7 +341,9 @@ static uint64_t plan_layout(const struct bbc_params *p, struct bbc_header *h, in
 		h->n_entries = 1024;
 	h->n_clients = p->n_clients ? p->n_clients : 256;
 	h->refs_per_client = p->refs_per_client ? p->refs_per_client : 256;
-	h->n_buckets = (h->n_entries + BBC_ENTRIES_PER_BUCKET - 1) / BBC_ENTRIES_PER_BUCKET;
+	h->n_buckets = (uint32_t)round_up((h->n_entries + BBC_ENTRIES_PER_BUCKET - 1) /
+						  BBC_ENTRIES_PER_BUCKET,
+					  BBC_BUCKET_RUN);
 	h->n_stripes = 1024;
 	while (h->n_stripes > h->n_buckets)
 		h->n_stripes >>= 1;
@@ -544,7 +547,8 @@ static int layout_ok(const struct bbc_header *h)
 {
 	uint64_t end = h->seg_size;
 
-	if (h->n_arenas < 1 || h->n_arenas > BBC_MAX_ARENAS || !h->n_buckets || !h->n_stripes ||
+	if (h->n_arenas < 1 || h->n_arenas > BBC_MAX_ARENAS || !h->n_buckets ||
+	    h->n_buckets % BBC_BUCKET_RUN || !h->n_stripes ||
 	    (h->n_stripes & (h->n_stripes - 1)) || h->n_stripes > h->n_buckets ||
 	    h->n_entries < 1 || h->n_entries > (1u << 30) || h->n_clients < 1 ||
 	    h->client_size < sizeof(struct bbc_client) + (uint64_t)h->refs_per_client * 4)

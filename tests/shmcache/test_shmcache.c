@@ -428,6 +428,63 @@ static void mess_bucket(struct bbc_cache *c)
 	atomic_store(&bk->tags, 0);                         /* every tag wrong */
 }
 
+/* Files with neighbouring ids have neighbouring buckets (a scan in id
+ * order walks the bucket array in order); runs of ids still spread over
+ * the whole array; a header whose bucket count is not whole runs is
+ * refused. */
+static void test_bucket_runs(void)
+{
+	struct bbc_params p = {0};
+	struct bbc_cache *c = NULL;
+	char path[256];
+
+	p.job_id = shmtest_job_id(22);
+	p.byte_limit = 64 << 20;
+	p.n_entries = 4000; /* 1000 buckets, rounded up to 16 runs of 64 */
+	p.owner = (uid_t)-1;
+	CU_ASSERT_EQUAL_FATAL(bbc_create(&p, &c), BB_OK);
+	CU_ASSERT_EQUAL(c->n_buckets, 1024u);
+	CU_ASSERT_EQUAL(c->n_buckets % BBC_BUCKET_RUN, 0u);
+	for (uint64_t run = 0; run < 8; run++) {
+		uint64_t f0 = ((uint64_t)3 << 32) | (run * BBC_BUCKET_RUN);
+		uint32_t b0 = bbc_bucket_of(c, f0, 0);
+		CU_ASSERT_EQUAL(b0 % BBC_BUCKET_RUN, 0u);
+		for (uint64_t i = 1; i < BBC_BUCKET_RUN; i++)
+			CU_ASSERT_EQUAL(bbc_bucket_of(c, f0 + i, 0), b0 + i);
+	}
+	/* 4000 files of one block: every run of buckets gets some, none more
+	 * than 4 times its share; the blocks of one file spread too. */
+	unsigned per_run[64] = {0}, runs_of_blocks[64] = {0};
+	for (uint64_t f = 0; f < 4000; f++)
+		per_run[bbc_bucket_of(c, f, 0) / BBC_BUCKET_RUN]++;
+	for (uint64_t b = 0; b < 4000; b++)
+		runs_of_blocks[bbc_bucket_of(c, 7, b) / BBC_BUCKET_RUN]++;
+	for (uint32_t r = 0; r < c->n_runs; r++) {
+		CU_ASSERT(per_run[r] > 0 && per_run[r] <= 4 * 4000 / c->n_runs);
+		CU_ASSERT(runs_of_blocks[r] > 0 && runs_of_blocks[r] <= 4 * 4000 / c->n_runs);
+	}
+	/* Every key is still found, and read back whole. */
+	for (uint64_t f = 0; f < 3000; f++)
+		CU_ASSERT_EQUAL(shmtest_put(c, f, 0, 4096), BB_OK);
+	for (uint64_t f = 0; f < 3000; f++)
+		CU_ASSERT(read_ok(c, f, 0, 4096));
+	uint32_t nb = c->hdr->n_buckets - 1;
+	bbc_detach(c);
+	bbc_segment_path(NULL, p.job_id, path, sizeof(path));
+	int fd = open(path, O_RDWR);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(pwrite(fd, &nb, 4, offsetof(struct bbc_header, n_buckets)), 4);
+	close(fd);
+	CU_ASSERT_EQUAL(bbc_attach(NULL, p.job_id, &c), BB_EBADSEG);
+	nb++;
+	fd = open(path, O_RDWR);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(pwrite(fd, &nb, 4, offsetof(struct bbc_header, n_buckets)), 4);
+	close(fd);
+	CU_ASSERT_EQUAL_FATAL(bbc_attach(NULL, p.job_id, &c), BB_OK);
+	drop_cache(c, 22);
+}
+
 static void test_crowded_bucket(void)
 {
 	struct bbc_params p = {0};
@@ -919,6 +976,7 @@ SHMTEST_MAIN("shmcache",
 	     {"lock holders die", test_lock_holder_dies},
 	     {"eviction", test_eviction},
 	     {"crowded bucket", test_crowded_bucket},
+	     {"bucket runs", test_bucket_runs},
 	     {"stale page hint", test_stale_page_hint},
 	     {"read races eviction and reuse", test_read_races_reuse},
 	     {"slot eviction", test_slot_eviction},
