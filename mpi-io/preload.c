@@ -402,6 +402,34 @@ static void build_htab(struct pl_ds *d)
 	pl_guard--;
 }
 
+/* A thread's last lookup, for scans in manifest order: after two lookups
+ * of consecutive entries of one dataset (an epoch in file order, tar,
+ * cp -r, find), the next lookup first tries the entry after the last.  In
+ * such a scan the manifest's entries and path strings are read in order,
+ * which the hardware prefetcher follows, while the hash index's slot is a
+ * random line that the data read since pushed out of the caches.  In any
+ * other order the guess is never armed, and costs one comparison. */
+struct pl_seq {
+	const struct pl_ds *d;
+	uint32_t last;  /* entry of the thread's last lookup in d */
+	uint32_t armed; /* the last two were consecutive */
+};
+static __thread struct pl_seq pl_seq __attribute__((tls_model("initial-exec")));
+
+static inline int same_path(const struct bb_mentry *e, const char *rel, size_t len)
+{
+	return e->path_len == len && !memcmp(e->path, rel, len);
+}
+
+static inline void seq_note(const struct pl_ds *d, uint32_t i)
+{
+	if (pl_seq.d == d && i == pl_seq.last)
+		return; /* the same file again (a stat, then an open): no change */
+	pl_seq.armed = pl_seq.d == d && i == pl_seq.last + 1;
+	pl_seq.d = d;
+	pl_seq.last = i;
+}
+
 /* The entry of rel (no leading '/', no "//"): the hash index once built,
  * the manifest's binary search before. */
 static int lookup(struct pl_ds *d, const char *rel, uint32_t *idx, struct bb_mentry *out)
@@ -417,12 +445,19 @@ static int lookup(struct pl_ds *d, const char *rel, uint32_t *idx, struct bb_men
 		int rc = bb_manifest_lookup(d->m, rel, len, idx);
 		return rc == BB_OK ? bb_manifest_entry(d->m, *idx, out) : rc;
 	}
+	if (pl_seq.armed && pl_seq.d == d) {
+		uint32_t i = pl_seq.last + 1;
+		if (bb_manifest_entry(d->m, i, out) == BB_OK && same_path(out, rel, len)) {
+			pl_seq.last = *idx = i;
+			return BB_OK;
+		}
+	}
 	for (uint32_t h = (uint32_t)pl_hash(rel, len) & d->hmask;; h = (h + 1) & d->hmask) {
 		if (!t[h])
-			return BB_ENOENT;
-		if (bb_manifest_entry(d->m, t[h] - 1, out) == BB_OK && out->path_len == len &&
-		    !memcmp(out->path, rel, len)) {
+			return BB_ENOENT; /* a probe for a name that is not there: no change */
+		if (bb_manifest_entry(d->m, t[h] - 1, out) == BB_OK && same_path(out, rel, len)) {
 			*idx = t[h] - 1;
+			seq_note(d, *idx);
 			return BB_OK;
 		}
 	}

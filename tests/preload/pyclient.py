@@ -114,6 +114,43 @@ def cmd_fs(staged, origin):
     ok(not notours, "os.stat of every file comes from the interposer (%s)" % notours[:3])
     ok(not badsize, "os.stat sizes equal, st_blksize 4096 (%s)" % badsize[:3])
 
+    # Files opened in manifest order, then in other orders (the interposer
+    # guesses the next entry during a scan in order): every open gets its
+    # own file's bytes, whatever came before it.
+    def order_ok(seq):
+        for rel in seq:
+            sp = os.path.join(staged, rel)
+            if rel.startswith("no-such"):
+                if os.path.exists(sp):
+                    return False
+                continue
+            if rel.endswith("/"):
+                if not os.path.isdir(sp):
+                    return False
+                continue
+            with open(sp, "rb") as f:
+                a = f.read()
+            with open(os.path.join(origin, rel), "rb") as f:
+                if a != f.read():
+                    print("#   %s: wrong bytes after %s" % (rel, seq[:seq.index(rel)][-3:]))
+                    return False
+        return True
+    mid = [r for r in files if os.path.dirname(r) == os.path.dirname(files[len(files) // 2])]
+    mixed = []
+    for i, r in enumerate(mid):
+        mixed.append(r)
+        if i % 3 == 0:
+            mixed.append(r)  # the same file twice
+        if i % 4 == 1:
+            mixed.append(os.path.dirname(r) + "/")  # its directory between two files
+        if i % 5 == 2:
+            mixed.append("no-such-" + os.path.basename(r))  # a name that is not there
+        if i % 7 == 3 and i + 2 < len(mid):
+            mixed.append(mid[i + 2])  # one ahead, then back
+    ok(len(mid) >= 5 and order_ok(mid) and order_ok(mid[::-1]) and order_ok(mid[::2]) and order_ok(mixed),
+       "%d files of one directory in order, reversed, every second, and in order with repeats, "
+       "look-aheads, their directory and missing names between: each open reads its own file" % len(mid))
+
     # text mode and partial reads, seek/tell
     big = max(files, key=lambda r: to[r][1])
     with open(os.path.join(staged, big), "rb") as f, open(os.path.join(origin, big), "rb") as g:
