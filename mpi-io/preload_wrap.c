@@ -571,6 +571,10 @@ static int ioctl_file(struct pl_file *f, int fd, unsigned long req, void *arg)
 {
 	switch (req) {
 	case FIONREAD: {
+		if (!arg) { /* the kernel's put_user would fail the same way */
+			errno = EFAULT;
+			return -1;
+		}
 		pl_lock(&f->lock);
 		uint64_t off = f->off;
 		pl_unlock(&f->lock);

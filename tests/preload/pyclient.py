@@ -252,6 +252,8 @@ def cmd_errno(staged, outside):
         b = array.array("i", [-1])
         fcntl.ioctl(fd, termios.FIONREAD, b)
         ok(b[0] == size - got, "ioctl FIONREAD: %d bytes left after reading %d of %d" % (b[0], got, size))
+        expect_err("ioctl FIONREAD with no buffer (a NULL pointer)", lambda: fcntl.ioctl(fd, termios.FIONREAD),
+                   errno.EFAULT)
         ok(not os.isatty(fd), "isatty of a staged file: false")
         expect_err("ioctl TCGETS of a staged file", lambda: fcntl.ioctl(fd, termios.TCGETS, bytes(64)), errno.ENOTTY)
         os.set_inheritable(fd, True)
