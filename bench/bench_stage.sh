@@ -278,10 +278,21 @@ if has_origin s3rver; then
 	t=$(now)
 	pids=""
 	for part in $PARTS; do # both parts at once: the client is the slower side
-		bb_s3 s3 cp --quiet --recursive "$T/src/$part" "s3://bkt/$part/" &
+		bb_s3 s3 cp --only-show-errors --recursive "$T/src/$part" "s3://bkt/$part/" &
 		pids="$pids $!"
 	done
-	for p in $pids; do wait "$p" || bb_die "the upload to s3rver failed"; done
+	up_fail=0
+	for p in $pids; do wait "$p" || up_fail=1; done
+	# An upload of 1 GiB objects to s3rver now and then fails (a part's
+	# connection dropped); once more, one part after the other.
+	if [ "$up_fail" = 1 ]; then
+		say "the upload to s3rver failed (above); once more"
+		kill -0 "$S3_PID" 2>/dev/null || { tail -5 "$S3_LOG" >&2; bb_die "s3rver is gone"; }
+		for part in $PARTS; do
+			bb_s3 s3 cp --only-show-errors --recursive "$T/src/$part" "s3://bkt/$part/" ||
+				bb_die "the upload to s3rver failed again"
+		done
+	fi
 	echo "uploaded to s3rver (aws s3 cp --recursive, the two parts at once) in $(elapsed "$t" "$(now)") s"
 fi
 
