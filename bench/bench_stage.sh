@@ -283,8 +283,9 @@ if has_origin s3rver; then
 	done
 	up_fail=0
 	for p in $pids; do wait "$p" || up_fail=1; done
-	# An upload of 1 GiB objects to s3rver now and then fails (a part's
-	# connection dropped); once more, one part after the other.
+	# The upload of both parts at once to s3rver failed now and then, with
+	# nothing said under --quiet (the cause is not known yet); once more,
+	# one part after the other.
 	if [ "$up_fail" = 1 ]; then
 		say "the upload to s3rver failed (above); once more"
 		kill -0 "$S3_PID" 2>/dev/null || { tail -5 "$S3_LOG" >&2; bb_die "s3rver is gone"; }
