@@ -92,6 +92,11 @@ check "directories exist before their files" test -d "$D/set/d03/d02"
 status "$D"
 jget "$T/st.json" 'j["pid"]' >"$T/pid$J"
 eq "status: staging at first" "$(jget "$T/st.json" 'j["state"]')" staging
+# The prefetch (and the stage-in threads it starts) run under SCHED_IDLE,
+# the threads that serve readers under the normal policy.
+pol=$(ps -L -o cls= -p "$(cat "$T/pid$J")" | sort | uniq -c | tr -s ' \n' ' ')
+check "while staging, the prefetch runs under SCHED_IDLE, the rest not (ps -L: $pol)" \
+	sh -c "ps -L -o cls= -p $(cat "$T/pid$J") | grep -q IDL && ps -L -o cls= -p $(cat "$T/pid$J") | grep -q TS"
 
 echo "# readers fetch blocks not yet staged: from the origin, once each, byte-identical"
 n_blocks=$("$BB_PYTHON" - "$T/src/set" <<-'EOF'
