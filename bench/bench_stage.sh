@@ -27,9 +27,11 @@
 #                                 (s3rver allows anonymous GET) and signed
 #                                 (--aws-sigv4, as against a real S3)
 #
-# On s3rver, signing costs the server: s3rver 3.7.1 checks no signature but
-# builds the canonical request of every signed one in JavaScript, on its one
-# Node thread, so signed and unsigned clients are compared apart. Two
+# On s3rver, signed and unsigned clients are compared apart, so that no
+# client gains or loses by how it authenticates (s3rver 3.7.1 checks no
+# signature but builds the canonical request of every signed one in
+# JavaScript on its one Node thread; measured, that cost between nothing
+# and a tenth of its CPU: docs/origins.md). Two
 # ratios: bbcache (signed) against the fastest signed peer (aws, rclone,
 # signed curl), and bbcache --no-sign-request against unsigned curl. The
 # best --jobs of the signed runs is used for the unsigned run, and once more

@@ -178,12 +178,17 @@ static int set_s3_profile(struct conf_parser *cp, const char *val)
 			NULL);
 }
 
+/* A yes/no key. */
+static int set_bool(struct conf_parser *cp, const char *key, const char *val, bool *dst)
+{
+	if (bb_parse_bool(val, dst))
+		return why(cp, BB_EPARSE, "%s: '%s' is not yes/no/true/false/on/off/1/0", key, val);
+	return BB_OK;
+}
+
 static int set_s3_no_sign_request(struct conf_parser *cp, const char *val)
 {
-	if (bb_parse_bool(val, &cp->conf->s3_no_sign_request))
-		return why(cp, BB_EPARSE,
-			   "s3_no_sign_request: '%s' is not yes/no/true/false/on/off/1/0", val);
-	return BB_OK;
+	return set_bool(cp, "s3_no_sign_request", val, &cp->conf->s3_no_sign_request);
 }
 
 static int set_shm_limit_per_job(struct conf_parser *cp, const char *val)
@@ -249,10 +254,7 @@ static int set_log_level(struct conf_parser *cp, const char *val)
 
 static int set_log_syslog(struct conf_parser *cp, const char *val)
 {
-	if (bb_parse_bool(val, &cp->conf->log_syslog))
-		return why(cp, BB_EPARSE, "log_syslog: '%s' is not yes/no/true/false/on/off/1/0",
-			   val);
-	return BB_OK;
+	return set_bool(cp, "log_syslog", val, &cp->conf->log_syslog);
 }
 
 static int set_numa(struct conf_parser *cp, const char *val)
