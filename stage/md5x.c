@@ -1,0 +1,312 @@
+/* MD5 (RFC 1321), one stream or several side by side; see md5x.h.  Written
+ * from the RFC: the 64 steps are listed once (MD5_STEPS) and expanded twice,
+ * on 32-bit words and on AVX2 vectors of eight words, one per stream. */
+#include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "stage/md5x.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define MD5X_AVX2 1
+#endif
+
+/* STEP(f, a, b, c, d, i, k, s): a = b + ((a + f(b, c, d) + m[i] + k) <<< s).
+ * The four rounds use F, G, H and I (each expansion defines STEP_F...
+ * STEP_I: a += f(b, c, d) + mk), message words in the RFC's order, its
+ * constants (the integer part of 2^32 |sin(i + 1)|) and shifts. */
+#define MD5_STEPS \
+	STEP(F, a, b, c, d,  0, 0xd76aa478,  7) \
+	STEP(F, d, a, b, c,  1, 0xe8c7b756, 12) \
+	STEP(F, c, d, a, b,  2, 0x242070db, 17) \
+	STEP(F, b, c, d, a,  3, 0xc1bdceee, 22) \
+	STEP(F, a, b, c, d,  4, 0xf57c0faf,  7) \
+	STEP(F, d, a, b, c,  5, 0x4787c62a, 12) \
+	STEP(F, c, d, a, b,  6, 0xa8304613, 17) \
+	STEP(F, b, c, d, a,  7, 0xfd469501, 22) \
+	STEP(F, a, b, c, d,  8, 0x698098d8,  7) \
+	STEP(F, d, a, b, c,  9, 0x8b44f7af, 12) \
+	STEP(F, c, d, a, b, 10, 0xffff5bb1, 17) \
+	STEP(F, b, c, d, a, 11, 0x895cd7be, 22) \
+	STEP(F, a, b, c, d, 12, 0x6b901122,  7) \
+	STEP(F, d, a, b, c, 13, 0xfd987193, 12) \
+	STEP(F, c, d, a, b, 14, 0xa679438e, 17) \
+	STEP(F, b, c, d, a, 15, 0x49b40821, 22) \
+	STEP(G, a, b, c, d,  1, 0xf61e2562,  5) \
+	STEP(G, d, a, b, c,  6, 0xc040b340,  9) \
+	STEP(G, c, d, a, b, 11, 0x265e5a51, 14) \
+	STEP(G, b, c, d, a,  0, 0xe9b6c7aa, 20) \
+	STEP(G, a, b, c, d,  5, 0xd62f105d,  5) \
+	STEP(G, d, a, b, c, 10, 0x02441453,  9) \
+	STEP(G, c, d, a, b, 15, 0xd8a1e681, 14) \
+	STEP(G, b, c, d, a,  4, 0xe7d3fbc8, 20) \
+	STEP(G, a, b, c, d,  9, 0x21e1cde6,  5) \
+	STEP(G, d, a, b, c, 14, 0xc33707d6,  9) \
+	STEP(G, c, d, a, b,  3, 0xf4d50d87, 14) \
+	STEP(G, b, c, d, a,  8, 0x455a14ed, 20) \
+	STEP(G, a, b, c, d, 13, 0xa9e3e905,  5) \
+	STEP(G, d, a, b, c,  2, 0xfcefa3f8,  9) \
+	STEP(G, c, d, a, b,  7, 0x676f02d9, 14) \
+	STEP(G, b, c, d, a, 12, 0x8d2a4c8a, 20) \
+	STEP(H, a, b, c, d,  5, 0xfffa3942,  4) \
+	STEP(H, d, a, b, c,  8, 0x8771f681, 11) \
+	STEP(H, c, d, a, b, 11, 0x6d9d6122, 16) \
+	STEP(H, b, c, d, a, 14, 0xfde5380c, 23) \
+	STEP(H, a, b, c, d,  1, 0xa4beea44,  4) \
+	STEP(H, d, a, b, c,  4, 0x4bdecfa9, 11) \
+	STEP(H, c, d, a, b,  7, 0xf6bb4b60, 16) \
+	STEP(H, b, c, d, a, 10, 0xbebfbc70, 23) \
+	STEP(H, a, b, c, d, 13, 0x289b7ec6,  4) \
+	STEP(H, d, a, b, c,  0, 0xeaa127fa, 11) \
+	STEP(H, c, d, a, b,  3, 0xd4ef3085, 16) \
+	STEP(H, b, c, d, a,  6, 0x04881d05, 23) \
+	STEP(H, a, b, c, d,  9, 0xd9d4d039,  4) \
+	STEP(H, d, a, b, c, 12, 0xe6db99e5, 11) \
+	STEP(H, c, d, a, b, 15, 0x1fa27cf8, 16) \
+	STEP(H, b, c, d, a,  2, 0xc4ac5665, 23) \
+	STEP(I, a, b, c, d,  0, 0xf4292244,  6) \
+	STEP(I, d, a, b, c,  7, 0x432aff97, 10) \
+	STEP(I, c, d, a, b, 14, 0xab9423a7, 15) \
+	STEP(I, b, c, d, a,  5, 0xfc93a039, 21) \
+	STEP(I, a, b, c, d, 12, 0x655b59c3,  6) \
+	STEP(I, d, a, b, c,  3, 0x8f0ccc92, 10) \
+	STEP(I, c, d, a, b, 10, 0xffeff47d, 15) \
+	STEP(I, b, c, d, a,  1, 0x85845dd1, 21) \
+	STEP(I, a, b, c, d,  8, 0x6fa87e4f,  6) \
+	STEP(I, d, a, b, c, 15, 0xfe2ce6e0, 10) \
+	STEP(I, c, d, a, b,  6, 0xa3014314, 15) \
+	STEP(I, b, c, d, a, 13, 0x4e0811a1, 21) \
+	STEP(I, a, b, c, d,  4, 0xf7537e82,  6) \
+	STEP(I, d, a, b, c, 11, 0xbd3af235, 10) \
+	STEP(I, c, d, a, b,  2, 0x2ad7d2bb, 15) \
+	STEP(I, b, c, d, a,  9, 0xeb86d391, 21)
+
+
+#define ROL(x, s) (((x) << (s)) | ((x) >> (32 - (s))))
+
+static int force_scalar;
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* nblocks blocks of 64 bytes at p into one stream's state h. */
+static void md5_blocks(uint32_t h[4], const unsigned char *p, size_t nblocks)
+{
+/* The sums are ordered so that what depends on b, the word made by the
+ * step before, comes last (a + m[i] + k is ready early); in G the two
+ * terms have no bit in common, so | is +. */
+#define STEP(f, a, b, c, d, i, k, s) STEP_##f(a, b, c, d, m[i] + (uint32_t)(k), s)
+#define STEP_F(a, b, c, d, mk, s) a += mk; a += (d) ^ ((b) & ((c) ^ (d))); a = ROL(a, s) + b;
+#define STEP_G(a, b, c, d, mk, s) a += mk; a += (c) & ~(d); a += (b) & (d); a = ROL(a, s) + b;
+#define STEP_H(a, b, c, d, mk, s) a += mk; a += (b) ^ ((c) ^ (d)); a = ROL(a, s) + b;
+#define STEP_I(a, b, c, d, mk, s) a += mk; a += (c) ^ ((b) | ~(d)); a = ROL(a, s) + b;
+	for (; nblocks > 0; nblocks--, p += 64) {
+		uint32_t m[16], a = h[0], b = h[1], c = h[2], d = h[3];
+		for (int i = 0; i < 16; i++)
+			m[i] = le32(p + 4 * i);
+		MD5_STEPS
+		h[0] += a;
+		h[1] += b;
+		h[2] += c;
+		h[3] += d;
+	}
+#undef STEP
+#undef STEP_F
+#undef STEP_G
+#undef STEP_H
+#undef STEP_I
+}
+
+#ifdef MD5X_AVX2
+/* Eight streams: st[w][lane] is word w of a lane's state; lane j reads
+ * nblocks blocks from p[j], advancing by step[j] (64, or 0 for a lane that
+ * only fills the vector: its result is not used). */
+__attribute__((target("avx2"))) static void md5x8_blocks(uint32_t st[4][8],
+							 const unsigned char *const p[8],
+							 const size_t step[8], size_t nblocks)
+{
+#define ADD _mm256_add_epi32
+#define STEP(f, a, b, c, d, i, k, s) \
+	STEP_##f(a, b, c, d, ADD(m[i], _mm256_set1_epi32((int)(k))), s) \
+	a = ADD(b, _mm256_or_si256(_mm256_slli_epi32(a, s), _mm256_srli_epi32(a, 32 - (s))));
+#define STEP_F(a, b, c, d, mk, s) \
+	a = ADD(ADD(a, mk), _mm256_or_si256(_mm256_and_si256(b, c), _mm256_andnot_si256(b, d)));
+#define STEP_G(a, b, c, d, mk, s) \
+	a = ADD(ADD(ADD(a, mk), _mm256_andnot_si256(d, c)), _mm256_and_si256(b, d));
+#define STEP_H(a, b, c, d, mk, s) \
+	a = ADD(ADD(a, mk), _mm256_xor_si256(b, _mm256_xor_si256(c, d)));
+#define STEP_I(a, b, c, d, mk, s) \
+	a = ADD(ADD(a, mk), _mm256_xor_si256(c, _mm256_or_si256(b, _mm256_xor_si256(d, ones))));
+	const __m256i ones = _mm256_set1_epi32(-1);
+	__m256i a = _mm256_loadu_si256((const __m256i *)st[0]);
+	__m256i b = _mm256_loadu_si256((const __m256i *)st[1]);
+	__m256i c = _mm256_loadu_si256((const __m256i *)st[2]);
+	__m256i d = _mm256_loadu_si256((const __m256i *)st[3]);
+	size_t off[8] = {0};
+
+	for (; nblocks > 0; nblocks--) {
+		__m256i m[16];
+		/* Transpose: row j (lane j's eight words) becomes word w of
+		 * every lane, for the first and the second half of the block. */
+		for (int half = 0; half < 2; half++) {
+			__m256i r[8], t[8], u[8];
+			for (int j = 0; j < 8; j++)
+				r[j] = _mm256_loadu_si256((const __m256i *)(p[j] + off[j] + 32 * half));
+			for (int j = 0; j < 8; j += 2) {
+				t[j] = _mm256_unpacklo_epi32(r[j], r[j + 1]);
+				t[j + 1] = _mm256_unpackhi_epi32(r[j], r[j + 1]);
+			}
+			for (int j = 0; j < 8; j += 4) {
+				u[j] = _mm256_unpacklo_epi64(t[j], t[j + 2]);
+				u[j + 1] = _mm256_unpackhi_epi64(t[j], t[j + 2]);
+				u[j + 2] = _mm256_unpacklo_epi64(t[j + 1], t[j + 3]);
+				u[j + 3] = _mm256_unpackhi_epi64(t[j + 1], t[j + 3]);
+			}
+			__m256i *w = m + 8 * half;
+			for (int j = 0; j < 4; j++) {
+				w[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20);
+				w[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
+			}
+		}
+		for (int j = 0; j < 8; j++)
+			off[j] += step[j];
+		__m256i a0 = a, b0 = b, c0 = c, d0 = d;
+		MD5_STEPS
+		a = _mm256_add_epi32(a, a0);
+		b = _mm256_add_epi32(b, b0);
+		c = _mm256_add_epi32(c, c0);
+		d = _mm256_add_epi32(d, d0);
+	}
+	_mm256_storeu_si256((__m256i *)st[0], a);
+	_mm256_storeu_si256((__m256i *)st[1], b);
+	_mm256_storeu_si256((__m256i *)st[2], c);
+	_mm256_storeu_si256((__m256i *)st[3], d);
+#undef ADD
+#undef STEP
+#undef STEP_F
+#undef STEP_G
+#undef STEP_H
+#undef STEP_I
+}
+#endif
+
+unsigned bb_md5_lanes(void)
+{
+#ifdef MD5X_AVX2
+	static int avx2 = -1;
+	if (avx2 < 0) {
+		__builtin_cpu_init();
+		avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+	}
+	if (avx2 && !force_scalar)
+		return BB_MD5_LANES;
+#endif
+	return 1;
+}
+
+void bb_md5_force_scalar(int on)
+{
+	force_scalar = on;
+}
+
+void bb_md5_init(struct bb_md5 *c)
+{
+	c->h[0] = 0x67452301;
+	c->h[1] = 0xefcdab89;
+	c->h[2] = 0x98badcfe;
+	c->h[3] = 0x10325476;
+	c->len = 0;
+}
+
+void bb_md5_update_lanes(struct bb_md5 *const *c, const unsigned char *const *data,
+			 const size_t *len, unsigned n)
+{
+	const unsigned char *p[BB_MD5_LANES];
+	size_t left[BB_MD5_LANES];
+
+	if (n > BB_MD5_LANES)
+		n = BB_MD5_LANES; /* (md5x.h: at most that many) */
+	/* First each stream's partial block, from the front of its data. */
+	for (unsigned i = 0; i < n; i++) {
+		size_t have = (size_t)(c[i]->len % 64);
+		p[i] = data[i];
+		left[i] = len[i];
+		c[i]->len += len[i];
+		if (have && left[i]) {
+			size_t take = 64 - have < left[i] ? 64 - have : left[i];
+			memcpy(c[i]->buf + have, p[i], take);
+			p[i] += take;
+			left[i] -= take;
+			if (have + take == 64)
+				md5_blocks(c[i]->h, c[i]->buf, 1);
+		}
+	}
+#ifdef MD5X_AVX2
+	/* Then the whole blocks that two or more streams have, side by side. */
+	while (n > 1 && bb_md5_lanes() > 1) {
+		static const unsigned char idle[64];
+		const unsigned char *vp[8];
+		size_t step[8], nb = SIZE_MAX;
+		uint32_t st[4][8];
+		unsigned act = 0;
+		for (unsigned i = 0; i < n; i++)
+			if (left[i] >= 64) {
+				act++;
+				if (left[i] / 64 < nb)
+					nb = left[i] / 64;
+			}
+		if (act < 2)
+			break;
+		for (unsigned j = 0; j < 8; j++) {
+			int on = j < n && left[j] >= 64;
+			vp[j] = on ? p[j] : idle;
+			step[j] = on ? 64 : 0;
+			for (int w = 0; w < 4; w++)
+				st[w][j] = on ? c[j]->h[w] : 0;
+		}
+		md5x8_blocks(st, vp, step, nb);
+		for (unsigned j = 0; j < n; j++)
+			if (step[j]) {
+				for (int w = 0; w < 4; w++)
+					c[j]->h[w] = st[w][j];
+				p[j] += 64 * nb;
+				left[j] -= 64 * nb;
+			}
+	}
+#endif
+	/* The rest one stream at a time; what is left is under a block. */
+	for (unsigned i = 0; i < n; i++) {
+		size_t nb = left[i] / 64;
+		md5_blocks(c[i]->h, p[i], nb);
+		p[i] += 64 * nb;
+		left[i] -= 64 * nb;
+		if (left[i])
+			memcpy(c[i]->buf, p[i], left[i]);
+	}
+}
+
+void bb_md5_update(struct bb_md5 *c, const void *data, size_t n)
+{
+	const unsigned char *d = data;
+	bb_md5_update_lanes(&c, &d, &n, 1);
+}
+
+void bb_md5_final(struct bb_md5 *c, unsigned char out[16])
+{
+	static const unsigned char pad[64] = {0x80};
+	uint64_t bits = c->len * 8;
+	unsigned char lenb[8];
+	size_t have = (size_t)(c->len % 64);
+
+	bb_md5_update(c, pad, have < 56 ? 56 - have : 120 - have);
+	for (int i = 0; i < 8; i++)
+		lenb[i] = (unsigned char)(bits >> (8 * i));
+	bb_md5_update(c, lenb, 8);
+	for (int w = 0; w < 4; w++)
+		for (int i = 0; i < 4; i++)
+			out[4 * w + i] = (unsigned char)(c->h[w] >> (8 * i));
+}

@@ -1,0 +1,36 @@
+/* MD5 for the stage-in's check of S3 ETags: one stream in portable C, or
+ * several streams at once, one per 32-bit lane of the AVX2 registers, where
+ * the CPU has AVX2.  MD5 is a chain of dependent steps, so one stream keeps
+ * a core's adders mostly waiting; eight streams in lockstep cost about what
+ * one does (docs/origins.md, section 6).  The digests are MD5's (RFC 1321)
+ * in either case; the unit test compares them with OpenSSL's. */
+#ifndef BB_STAGE_MD5X_H
+#define BB_STAGE_MD5X_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BB_MD5_LANES 8
+
+struct bb_md5 {
+	uint32_t h[4];
+	uint64_t len;            /* bytes added */
+	unsigned char buf[64];   /* the partial block: buf[0, len % 64) */
+};
+
+void bb_md5_init(struct bb_md5 *c);
+void bb_md5_update(struct bb_md5 *c, const void *data, size_t n);
+void bb_md5_final(struct bb_md5 *c, unsigned char out[16]);
+
+/* Add data[i] (len[i] bytes) to c[i] for each i < n (n <= BB_MD5_LANES, the
+ * contexts distinct): the same as n calls of bb_md5_update, with the whole
+ * blocks that two or more of them have hashed side by side. */
+void bb_md5_update_lanes(struct bb_md5 *const *c, const unsigned char *const *data,
+			 const size_t *len, unsigned n);
+
+/* How many streams one pass hashes here: BB_MD5_LANES with AVX2, else 1.
+ * bb_md5_force_scalar(1) makes it 1 (tests compare the two paths). */
+unsigned bb_md5_lanes(void);
+void bb_md5_force_scalar(int on);
+
+#endif
