@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "stage/manifest.h"
+#include "stage/md5x.h"
 #include "stage/origin.h"
 #include "stage/stage.h"
 #include "stage/stage_util.h"
@@ -31,7 +32,8 @@
 #include "shmcache/topology.h"
 
 #define SMALL_CHUNK (8u << 20)
-#define HASH_PIECE (1u << 20)    /* the hashing thread reads this much at a time */
+#define HASH_PIECE (1u << 20)    /* the hashing thread reads this much of a file at a time */
+#define HASH_AHEAD (32u << 20)   /* ...and waits for other files to have as much, unless one has this */
 #define MEM_FILE_MAX (1u << 20)   /* files up to this size are kept in memory... */
 #define MEM_BUDGET (64u << 20)    /* ...while fewer bytes than this are, and written by the writer thread */
 
@@ -57,7 +59,9 @@ struct hash_job {
 	uint64_t final;           /* q->lock: bytes [0, final) are final (their requests completed) */
 	int all_in;               /* q->lock: every request of j has ended */
 	int failed;               /* q->lock: j failed; stop hashing it */
-	EVP_MD_CTX *md5, *sha256; /* hashing thread */
+	int md5_on;               /* MD5 wanted: md5 is the digest */
+	struct bb_md5 md5;        /* hashing thread (several files at once: bb_md5_update_lanes) */
+	EVP_MD_CTX *sha256;       /* hashing thread */
 	uint64_t hashed;          /* hashing thread: bytes [0, hashed) went into the digests */
 	int rc;                   /* hashing thread: BB_OK, or reading back failed */
 	int read_errno;
@@ -65,8 +69,9 @@ struct hash_job {
 };
 
 /* One hashing thread per run, started with the first file that needs it.
- * Hashing goes oldest file first; a hashed file goes on q->done and the
- * engine's thread is woken to verify and rename it (hash_drain). */
+ * It hashes up to BB_MD5_LANES files side by side, oldest files first; a
+ * hashed file goes on q->done and the engine's thread is woken to verify
+ * and rename it (hash_drain). */
 struct hash_queue {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;      /* more bytes final, a file ended, or quit */
@@ -77,7 +82,8 @@ struct hash_queue {
 	struct hash_job *done;    /* lock */
 	uint32_t pending;         /* engine thread: handed to the thread, not back yet */
 	struct bb_engine *eng;
-	char *buf;                /* hashing thread */
+	unsigned lanes;           /* files hashed in one pass (bb_md5_lanes()) */
+	char *buf;                /* hashing thread: lanes * HASH_PIECE */
 };
 
 /* The writer thread: small files are received into memory and written,
@@ -125,6 +131,10 @@ struct file_job {
 	int stream_ok;            /* the digests saw every byte, in order */
 	uint64_t stream_pos;
 	struct hash_job *hj;      /* several ranges: the hashing thread's part */
+	uint32_t parts;           /* ranges (requests) of the file */
+	uint32_t next_part;       /* ranges [0, next_part) went to the engine (feed) */
+	struct file_job *feed_prev, *feed_next; /* in run's feed list */
+	int on_feed;
 	/* Not cleared when a slot is reused (written before they are read): */
 	char final[PATH_MAX];
 	char *mem_buf;            /* the slot's buffer for small files, kept for the next */
@@ -165,9 +175,14 @@ struct stage_run {
 	char last_dir[PATH_MAX];  /* the directory open_tmp made last */
 	struct hash_queue hq;
 	struct write_queue wq;
+	struct file_job *feed_head, *feed_tail; /* files with ranges still to send, in turn */
+	int feed_max;             /* send while fewer requests than this are in the engine */
+	int feeding;
 };
 
 static void pump(struct stage_run *run);
+static void feed(struct stage_run *run);
+static void part_done(void *arg, struct bb_xfer_result *r);
 static void start_file(struct stage_run *run, uint32_t idx);
 static void file_finish(struct file_job *j);
 static void file_done(struct file_job *j, const struct bb_mentry *e);
@@ -331,50 +346,105 @@ static void file_reset(void *arg)
  * the bytes the file keeps.  The file is verified and renamed in the
  * engine's thread (file_finish), as every other file. */
 
+/* The files of q->jobs to hash now (up to q->lanes, into lane[]): those
+ * with HASH_PIECE bytes final and not hashed, or their last bytes.  0 when
+ * it is better to wait: other files still to hash will soon have bytes
+ * too (the ranges go out to the files in turn: feed), and MD5 costs little
+ * more for eight files than for one -- unless one file is HASH_AHEAD
+ * ahead, or a file's last bytes are in. */
+static unsigned hash_pick(struct hash_queue *q, struct hash_job **lane)
+{
+	unsigned n = 0, others = 0;
+	int now = 0;
+
+	for (struct hash_job *h = q->jobs; h; h = h->next) {
+		if (h->failed || h->rc != BB_OK || h->hashed == h->size)
+			continue;
+		uint64_t ready = h->final - h->hashed;
+		if (n < q->lanes && (ready >= HASH_PIECE || (ready && h->final == h->size))) {
+			lane[n++] = h;
+			now |= ready >= HASH_AHEAD || h->final == h->size;
+		} else {
+			others++;
+		}
+	}
+	return n && (now || !others || n == q->lanes || q->quit) ? n : 0;
+}
+
 static void *hasher_main(void *arg)
 {
 	struct hash_queue *q = arg;
 
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
-		struct hash_job *h, **pp;
-		for (pp = &q->jobs; (h = *pp); pp = &h->next) {
-			if (!h->failed && h->rc == BB_OK && h->hashed < h->final)
-				break; /* bytes to hash */
-			if (h->all_in && (h->failed || h->rc != BB_OK || h->hashed == h->size))
-				break; /* to hand back */
+		struct hash_job *lane[BB_MD5_LANES], *h, **pp;
+		uint64_t off[BB_MD5_LANES];
+		size_t len[BB_MD5_LANES];
+		unsigned n;
+		int back = 0;
+
+		/* Hand back the files whose every request ended and that are
+		 * hashed (or failed). */
+		for (pp = &q->jobs; (h = *pp);) {
+			if (!h->all_in || (!h->failed && h->rc == BB_OK && h->hashed < h->size)) {
+				pp = &h->next;
+				continue;
+			}
+			*pp = h->next;
+			if (!h->failed && h->rc == BB_OK) {
+				if (h->md5_on)
+					bb_md5_final(&h->md5, h->md5_d);
+				if (h->sha256)
+					EVP_DigestFinal_ex(h->sha256, h->sha256_d, NULL);
+			}
+			h->next = q->done;
+			q->done = h;
+			back = 1;
 		}
-		if (!h) {
+		if (back) {
+			pthread_mutex_unlock(&q->lock);
+			bb_engine_wakeup(q->eng);
+			pthread_mutex_lock(&q->lock);
+			continue;
+		}
+		n = hash_pick(q, lane);
+		if (!n) {
 			if (q->quit)
 				break;
 			pthread_cond_wait(&q->cond, &q->lock);
 			continue;
 		}
-		if (!h->failed && h->rc == BB_OK && h->hashed < h->final) {
-			uint64_t len = h->final - h->hashed < HASH_PIECE ? h->final - h->hashed : HASH_PIECE;
-			pthread_mutex_unlock(&q->lock);
-			ssize_t r = pread(h->fd, q->buf, (size_t)len, (off_t)h->hashed);
-			if (r > 0) {
-				digests_update(h->md5, h->sha256, q->buf, (size_t)r);
-				h->hashed += (uint64_t)r;
-			} else if (r == 0 || errno != EINTR) {
+		for (unsigned i = 0; i < n; i++) {
+			uint64_t ready = lane[i]->final - lane[i]->hashed;
+			off[i] = lane[i]->hashed;
+			len[i] = ready < HASH_PIECE ? (size_t)ready : HASH_PIECE;
+		}
+		pthread_mutex_unlock(&q->lock);
+		struct bb_md5 *ctx[BB_MD5_LANES];
+		const unsigned char *data[BB_MD5_LANES];
+		size_t dlen[BB_MD5_LANES];
+		unsigned nm = 0;
+		for (unsigned i = 0; i < n; i++) {
+			h = lane[i];
+			char *b = q->buf + (size_t)i * HASH_PIECE;
+			ssize_t r = pread(h->fd, b, len[i], (off_t)off[i]);
+			if (r <= 0) {
+				if (r < 0 && errno == EINTR)
+					continue;
 				h->rc = BB_ESYS;
 				h->read_errno = r == 0 ? EIO : errno;
+				continue;
 			}
-			pthread_mutex_lock(&q->lock);
-			continue;
-		}
-		*pp = h->next;
-		if (!h->failed && h->rc == BB_OK) {
-			if (h->md5)
-				EVP_DigestFinal_ex(h->md5, h->md5_d, NULL);
+			if (h->md5_on) {
+				ctx[nm] = &h->md5;
+				data[nm] = (const unsigned char *)b;
+				dlen[nm++] = (size_t)r;
+			}
 			if (h->sha256)
-				EVP_DigestFinal_ex(h->sha256, h->sha256_d, NULL);
+				EVP_DigestUpdate(h->sha256, b, (size_t)r);
+			h->hashed += (uint64_t)r;
 		}
-		h->next = q->done;
-		q->done = h;
-		pthread_mutex_unlock(&q->lock);
-		bb_engine_wakeup(q->eng);
+		bb_md5_update_lanes(ctx, data, dlen, nm);
 		pthread_mutex_lock(&q->lock);
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -418,7 +488,8 @@ static int hasher_start(struct hash_queue *q, struct bb_engine *eng)
 	if (q->started || q->broken)
 		return q->started ? BB_OK : BB_ESYS;
 	q->eng = eng;
-	q->buf = malloc(HASH_PIECE);
+	q->lanes = bb_md5_lanes();
+	q->buf = malloc((size_t)q->lanes * HASH_PIECE);
 	if (!q->buf || helper_start(&q->lock, &q->cond, &q->thread, hasher_main, q) != 0)
 		goto broken;
 	q->started = 1;
@@ -446,7 +517,6 @@ static void hash_job_free(struct hash_job *h)
 {
 	if (!h)
 		return;
-	EVP_MD_CTX_free(h->md5);
 	EVP_MD_CTX_free(h->sha256);
 	free(h->part_done);
 	free(h);
@@ -469,10 +539,10 @@ static struct hash_job *hash_job_new(struct file_job *j, const struct bb_mentry 
 	h->chunk = run->chunk;
 	h->parts = parts;
 	h->part_done = calloc(parts, 1);
-	h->md5 = md5 ? EVP_MD_CTX_new() : NULL;
+	h->md5_on = md5;
+	bb_md5_init(&h->md5);
 	h->sha256 = sha256 ? EVP_MD_CTX_new() : NULL;
-	if (!h->part_done || (md5 && !h->md5) || (sha256 && !h->sha256) ||
-	    !digests_init(h->md5, h->sha256)) {
+	if (!h->part_done || (sha256 && !h->sha256) || !digests_init(NULL, h->sha256)) {
 		hash_job_free(h);
 		return NULL;
 	}
@@ -780,6 +850,8 @@ static unsigned run_drain(void *arg)
 {
 	struct stage_run *run = arg;
 	struct write_queue *q = &run->wq;
+	if (run->feed_head)
+		feed(run);
 	hash_drain(run);
 	if (!q->pending)
 		return run->hq.pending;
@@ -838,7 +910,7 @@ static void verify_digests(struct file_job *j, const struct bb_mentry *ep)
 	if (!j->failed && wants_md5(run, &e)) {
 		unsigned char d[16];
 		char hex[33];
-		if (j->hj && j->hj->md5)
+		if (j->hj && j->hj->md5_on)
 			memcpy(d, j->hj->md5_d, sizeof(d));
 		else if (j->md5 && j->stream_ok && j->stream_pos == e.size)
 			EVP_DigestFinal_ex(j->md5, d, NULL);
@@ -973,21 +1045,136 @@ static void pump(struct stage_run *run)
 	run->pumping = 0;
 }
 
-static void part_done(void *arg, struct bb_xfer_result *r)
+/* Every request of j has ended (or will never be sent). */
+static void parts_end(struct file_job *j)
 {
-	struct part_ref *ref = arg;
-	struct file_job *j = ref->j;
-
-	if (r->rc != BB_OK)
-		job_fail(j, r->rc, r->errmsg);
-	if (j->hj)
-		hash_part_done(&j->run->hq, j->hj, ref->part, r->rc == BB_OK);
-	if (--j->parts_left > 0)
-		return;
 	if (j->hj) /* the hashing thread hands it back (hash_drain) */
 		hash_all_in(&j->run->hq, j->hj, j->failed);
 	else
 		file_finish(j);
+}
+
+/* ---- feeding ranges ------------------------------------------------------------
+ * The ranges of a file checked by MD5 go to the engine a few at a time, in
+ * turn with the other such files in flight, rather than all of one file
+ * and then the next: the files then fill side by side, and the hashing
+ * thread hashes them side by side (bb_md5_update_lanes), at about the CPU
+ * cost of one.  Every file then ends later than the first would have, so
+ * not under bbcached (run->x), where a reader may wait for the first; and
+ * not without MD5, where nothing is gained.  Those files send every range
+ * at once, in order.  feed() runs whenever a request ends, and on every
+ * turn of the engine (run_drain). */
+
+static void feed_append(struct stage_run *run, struct file_job *j)
+{
+	j->feed_next = NULL;
+	j->feed_prev = run->feed_tail;
+	if (run->feed_tail)
+		run->feed_tail->feed_next = j;
+	else
+		run->feed_head = j;
+	run->feed_tail = j;
+	j->on_feed = 1;
+}
+
+static void feed_unlink(struct stage_run *run, struct file_job *j)
+{
+	if (!j->on_feed)
+		return;
+	if (j->feed_prev)
+		j->feed_prev->feed_next = j->feed_next;
+	else
+		run->feed_head = j->feed_next;
+	if (j->feed_next)
+		j->feed_next->feed_prev = j->feed_prev;
+	else
+		run->feed_tail = j->feed_prev;
+	j->feed_prev = j->feed_next = NULL;
+	j->on_feed = 0;
+}
+
+/* j failed: its ranges not sent yet never will be.  0 when requests of j
+ * are still out; else j is ended (and may be gone). */
+static int drop_unsent(struct file_job *j)
+{
+	feed_unlink(j->run, j);
+	j->parts_left -= j->parts - j->next_part;
+	j->next_part = j->parts;
+	if (j->parts_left > 0)
+		return 0;
+	parts_end(j);
+	return 1;
+}
+
+static int submit_part(struct stage_run *run, struct file_job *j, const struct bb_mentry *e,
+		       uint32_t p)
+{
+	struct bb_xfer_req r;
+	uint64_t chunk = run->chunk;
+	uint64_t off = j->parts == 1 ? 0 : (uint64_t)p * chunk;
+	uint64_t len = j->parts == 1 ? 0 : (e->size - off < chunk ? e->size - off : chunk);
+
+	bb_origin_request(&run->org, j->url, off, len, e->etag, &r);
+	r.expect_len = j->parts == 1 ? e->size : 0;
+	r.on_data = file_data;
+	r.on_reset = file_reset;
+	r.on_done = part_done;
+	r.arg = j->refs ? &j->refs[p] : &j->one;
+	r.what = e->path;
+	r.priority = run->prio;
+	return bb_engine_submit(run->org.eng, &r);
+}
+
+static void feed(struct stage_run *run)
+{
+	struct file_job *j;
+
+	if (run->feeding)
+		return;
+	run->feeding = 1;
+	while ((j = run->feed_head) &&
+	       (j->failed || run->cancelled || bb_engine_pending(run->org.eng) < run->feed_max)) {
+		struct bb_mentry e;
+		bb_manifest_entry(run->m, j->idx, &e);
+		if (!j->failed && run->cancelled) {
+			char msg[600];
+			snprintf(msg, sizeof(msg), "%s: cancelled", e.path);
+			job_fail(j, BB_EINVAL, msg);
+		}
+		if (j->failed) {
+			if (j->hj)
+				hash_part_done(&run->hq, j->hj, 0, 0);
+			drop_unsent(j);
+			continue;
+		}
+		uint32_t p = j->next_part++;
+		feed_unlink(run, j);
+		if (j->next_part < j->parts)
+			feed_append(run, j); /* its next range after the other files' */
+		if (submit_part(run, j, &e, p) != BB_OK) {
+			job_fail(j, BB_ENOMEM, "out of memory");
+			part_done(&j->refs[p], &(struct bb_xfer_result){.rc = BB_ENOMEM});
+		}
+	}
+	run->feeding = 0;
+}
+
+static void part_done(void *arg, struct bb_xfer_result *r)
+{
+	struct part_ref *ref = arg;
+	struct file_job *j = ref->j;
+	struct stage_run *run = j->run;
+
+	if (r->rc != BB_OK)
+		job_fail(j, r->rc, r->errmsg);
+	if (j->hj)
+		hash_part_done(&run->hq, j->hj, ref->part, r->rc == BB_OK);
+	j->parts_left--;
+	if (j->failed && j->next_part < j->parts)
+		drop_unsent(j);
+	else if (j->parts_left == 0)
+		parts_end(j);
+	feed(run);
 }
 
 /* Create the directory of j's file (last_dir, PATH_MAX bytes, is the
@@ -1175,7 +1362,7 @@ static void start_file(struct stage_run *run, uint32_t idx)
 	uint64_t chunk = run->chunk;
 	uint32_t parts = e.size <= chunk || (!e.etag[0] && run->org.url.scheme != BB_SCHEME_S3)
 				 ? 1 : (uint32_t)((e.size + chunk - 1) / chunk);
-	j->parts_left = parts;
+	j->parts_left = j->parts = parts;
 	int md5 = wants_md5(run, &e), sha256 = wants_sha256(run, &e);
 	struct part_ref *refs = &j->one;
 	if (parts == 1 && (md5 || sha256) && !j->mem) {
@@ -1198,21 +1385,15 @@ static void start_file(struct stage_run *run, uint32_t idx)
 		if (md5 || sha256)
 			j->hj = hash_job_new(j, &e, parts, md5, sha256);
 	}
+	if (parts > 1 && j->hj && j->hj->md5_on && !run->prio && !run->x) {
+		feed_append(run, j);
+		feed(run);
+		return;
+	}
 	for (uint32_t p = 0; p < parts; p++) {
-		struct bb_xfer_req r;
-		uint64_t off = parts == 1 ? 0 : (uint64_t)p * chunk;
-		uint64_t len = parts == 1 ? 0 : (e.size - off < chunk ? e.size - off : chunk);
-		bb_origin_request(&run->org, j->url, off, len, e.etag, &r);
-		r.expect_len = parts == 1 ? e.size : 0;
-		r.on_data = file_data;
-		r.on_reset = file_reset;
-		r.on_done = part_done;
-		r.arg = &refs[p];
-		r.what = e.path;
-		r.priority = run->prio;
-		if (bb_engine_submit(run->org.eng, &r) != BB_OK) {
+		j->next_part = p + 1;
+		if (submit_part(run, j, &e, p) != BB_OK) {
 			job_fail(j, BB_ENOMEM, "out of memory");
-			j->parts_left -= parts - p - 1;
 			part_done(&refs[p], &(struct bb_xfer_result){.rc = BB_ENOMEM});
 			break;
 		}
@@ -1243,6 +1424,7 @@ static int transfer(struct stage_run *run, struct bb_engine *eng, int max_parall
 	/* Queue every file; the engine's window bounds what is in flight.
 	 * Files a reader waits for may take up to twice max_active (pump). */
 	run->max_active = (uint32_t)max_parallel * 2;
+	run->feed_max = max_parallel + max_parallel / 4 + 1;
 	run->slots = calloc(2 * (size_t)run->max_active, sizeof(*run->slots));
 	if (!run->slots)
 		return BB_ENOMEM;
