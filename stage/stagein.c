@@ -1039,17 +1039,15 @@ static int range_data(struct file_job *j, struct part_ref *ref, const char *buf,
 	size_t total = n;
 	int rc = BB_OK;
 
+	if (rs->fill && rs->fill->off + rs->fill->len != off)
+		rc = range_push(q, rs->fill); /* not contiguous (the engine never does it) */
 	while (n && rc == BB_OK) {
 		struct range_block *b = rs->fill;
-		if (b && b->off + b->len != off) /* not contiguous (cannot happen): a new block */
-			rc = range_push(q, b), b = NULL;
-		if (!b && rc == BB_OK) {
+		if (!b) {
 			if (!(b = range_block_get(q, ref)))
 				return BB_ENOMEM;
 			b->off = off;
 		}
-		if (rc != BB_OK)
-			break;
 		size_t k = n < RANGE_BLOCK - b->len ? n : RANGE_BLOCK - b->len;
 		memcpy(b->data + b->len, buf, k);
 		b->len += k;
