@@ -366,6 +366,7 @@ static int file_data(void *arg, const void *buf, size_t n, uint64_t off)
 static void file_reset(void *arg)
 {
 	struct file_job *j = ((struct part_ref *)arg)->j;
+
 	if (j->rs)
 		range_reset(j, arg);
 	/* A retry rewrites the object; the streaming digests start over.  (A
@@ -849,7 +850,8 @@ static void writer_push(struct write_queue *q, struct file_job *j)
  * the failed attempt; its queued blocks are written before the retry's (the
  * FIFO), which rewrites the whole range.  Blocks of RANGE_BLOCK rather than
  * 1 MiB: every range in flight holds one partly filled block, and with
- * --jobs 64 these should be a small part of the pool. */
+ * --jobs 64 these should be a small part of the pool (measured, 1 MiB
+ * blocks also cost about twice the system time). */
 
 static void *range_writer_main(void *arg)
 {
