@@ -159,6 +159,18 @@ else
 	bad "cannot mount a small tmpfs for the ENOSPC test (needs root)"
 fi
 
+echo "# a write that fails mid-file (past a file size limit): the file fails, no final name"
+# posix_fallocate fails too (EFBIG, not ENOSPC: no early failure), so the
+# ranges past 10 MiB fail in pwrite, in the range writer's thread.
+rc=0
+sh -c "trap '' XFSZ; ulimit -f 10240; exec \"\$0\" \"\$@\"" "$BBCACHE" stage-in --no-progress \
+	"$HTTP_URL/set/big/" "$T/dfsz" >"$T/out.log" 2>&1 || rc=$?
+eq "a failed write exits 1" "$rc" 1
+contains "a failed write names the file" "$T/out.log" "file-000000.bin: system call failed"
+eq "no file under a final name after a failed write" \
+	"$(find "$T/dfsz" -type f -name '*.bin' 2>/dev/null | wc -l | tr -d ' ')" 0
+check "no temporary files after a failed write" no_tmp "$T/dfsz"
+
 echo "# --shm: the files also land in the job's shared-memory cache"
 job=$((700000000 + $$))
 bbc stage-in --no-progress --shm 256MiB --job "$job" "$HTTP_URL/set/" "$T/s1"
