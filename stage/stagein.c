@@ -227,6 +227,7 @@ struct stage_run {
 	struct range_queue rq;
 	struct file_job *feed_head, *feed_tail; /* files with ranges still to send, in turn */
 	int feed_max;             /* send while fewer requests than this are in the engine */
+	int few_cpus;             /* fewer than 4 online: no range writer for MD5-checked files */
 	int feeding;
 };
 
@@ -1748,7 +1749,12 @@ static void start_file(struct stage_run *run, uint32_t idx)
 		}
 		for (uint32_t p = 0; p < parts; p++)
 			refs[p] = (struct part_ref){j, p};
-		range_file_start(j, parts);
+		/* Not with the MD5 check on fewer than 4 CPUs: with the
+		 * hashing thread busy too, a third busy thread (and a third
+		 * copy of every byte) cost s3rver's 4 x 1 GiB more than it
+		 * gave (docs/origins.md, section 5). */
+		if (!md5 || !run->few_cpus)
+			range_file_start(j, parts);
 		if (md5 || sha256)
 			j->hj = hash_job_new(j, &e, parts, md5, sha256);
 	}
@@ -1792,6 +1798,7 @@ static int transfer(struct stage_run *run, struct bb_engine *eng, int max_parall
 	 * Files a reader waits for may take up to twice max_active (pump). */
 	run->max_active = (uint32_t)max_parallel * 2;
 	run->feed_max = max_parallel + max_parallel / 4 + 1;
+	run->few_cpus = sysconf(_SC_NPROCESSORS_ONLN) < 4;
 	run->slots = calloc(2 * (size_t)run->max_active, sizeof(*run->slots));
 	if (!run->slots)
 		return BB_ENOMEM;
