@@ -17,6 +17,7 @@
  * The four rounds use F, G, H and I (each expansion defines STEP_F...
  * STEP_I: a += f(b, c, d) + mk), message words in the RFC's order, its
  * constants (the integer part of 2^32 |sin(i + 1)|) and shifts. */
+/* clang-format off */
 #define MD5_STEPS \
 	STEP(F, a, b, c, d,  0, 0xd76aa478,  7) \
 	STEP(F, d, a, b, c,  1, 0xe8c7b756, 12) \
@@ -82,7 +83,7 @@
 	STEP(I, d, a, b, c, 11, 0xbd3af235, 10) \
 	STEP(I, c, d, a, b,  2, 0x2ad7d2bb, 15) \
 	STEP(I, b, c, d, a,  9, 0xeb86d391, 21)
-
+/* clang-format on */
 
 #define ROL(x, s) (((x) << (s)) | ((x) >> (32 - (s))))
 
