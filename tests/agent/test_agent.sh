@@ -150,10 +150,18 @@ kill -9 "$pid"
 # Until the kernel has torn the process down, its socket still accepts (on
 # a loaded machine that took longer than 0.2 s, and status then reported
 # the connection dropped rather than no agent).
-# (A zombie counts as gone: its socket is closed.)
-running() { case $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) in "" | Z) return 1 ;; esac; }
+# A zombie leader counts as gone only once its other threads have exited
+# too (one in the middle of a write can take a while): until then the
+# socket stays open, and a connection is dropped unanswered.
+running() {
+	case $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) in
+	"") return 1 ;;
+	Z) [ "$(ls "/proc/$1/task" 2>/dev/null | wc -l)" -gt 1 ] ;;
+	*) return 0 ;;
+	esac
+}
 i=0
-while running "$pid" && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+while running "$pid" && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
 check "the killed agent is gone" eval '! running "$pid"'
 check "the segment survives the kill" test -e "/dev/shm/bbcache.$J"
 rc=0
