@@ -1,0 +1,555 @@
+/* Putting the staged bytes on disk: temporaries and final names, the
+ * writer thread for small files received into memory, and the range
+ * writer for the ranges of large ones. */
+#include "config.h"
+
+#define BB_LOG_COMPONENT "stage-in"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "stage/stagein_int.h"
+
+#define RANGE_BLOCK (256u << 10)  /* the range writer's blocks (one range's bytes each)... */
+#define RANGE_POOL (64u << 20)    /* ...of which at most this many bytes exist */
+
+/* How the writer thread names a file it wrote unnamed (O_TMPFILE). */
+enum {
+	LINK_EMPTY_PATH = 0,      /* linkat(fd, "", AT_EMPTY_PATH): needs CAP_DAC_READ_SEARCH */
+	LINK_PROC,                /* linkat("/proc/self/fd/N", AT_SYMLINK_FOLLOW) */
+	LINK_NONE,                /* neither works here: a named temporary and rename() */
+};
+
+/* Create the directory of j's file (last_dir, PATH_MAX bytes, is the
+ * calling thread's last directory made). */
+int si_make_dir(struct file_job *j, char *last_dir)
+{
+	const char *slash = strrchr(j->final, '/');
+	size_t dl = (size_t)(slash - j->final);
+
+	/* Files arrive in path order: their directory is usually the last one
+	 * made, so mkdir -p runs once per directory, not once per file. */
+	if ((dl != strlen(last_dir) || memcmp(last_dir, j->final, dl) != 0) &&
+	    bb_mkdirs_for(j->final) != BB_OK) {
+		snprintf(j->err, sizeof(j->err), "cannot create the directory of %s: %s", j->final,
+			 strerror(errno));
+		return BB_ESYS;
+	}
+	if (dl < PATH_MAX) {
+		memcpy(last_dir, j->final, dl);
+		last_dir[dl] = '\0';
+	}
+	return BB_OK;
+}
+
+/* Open the temporary file of j (creating parent directories, make_dir). */
+int si_open_tmp(struct file_job *j, char *last_dir)
+{
+	const char *slash = strrchr(j->final, '/');
+
+	if (si_make_dir(j, last_dir) != BB_OK)
+		return BB_ESYS;
+	snprintf(j->tmp, sizeof(j->tmp), "%.*s/.%s.bbtmp", (int)(slash - j->final), j->final,
+		 slash + 1);
+	j->fd = open(j->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (j->fd < 0) {
+		snprintf(j->err, sizeof(j->err), "cannot create %s: %s", j->tmp, strerror(errno));
+		return errno == ENOSPC ? BB_ENOSPC : BB_ESYS;
+	}
+	/* Reserve large files up front: a full disk fails at once, not after
+	 * gigabytes (small ones fail at their first write just as clearly). */
+	if (j->size >= (1u << 20) && posix_fallocate(j->fd, 0, (off_t)j->size) == ENOSPC) {
+		snprintf(j->err, sizeof(j->err), "%s: no space left for %llu bytes", j->final,
+			 (unsigned long long)j->size);
+		close(j->fd);
+		unlink(j->tmp);
+		j->fd = -1;
+		return BB_ENOSPC;
+	}
+	return BB_OK;
+}
+
+/* Give the complete, verified temporary of j its mtime and final name;
+ * closes j->fd. */
+void si_date_and_rename(struct file_job *j)
+{
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {j->mtime_ns / 1000000000, j->mtime_ns % 1000000000}};
+
+	if (j->mtime_ns)
+		futimens(j->fd, ts);
+	if (close(j->fd) < 0)
+		si_job_fail(j, BB_ESYS, "close failed");
+	j->fd = -1;
+	if (!j->failed && rename(j->tmp, j->final) < 0) {
+		char msg[PATH_MAX + 100];
+		snprintf(msg, sizeof(msg), "cannot rename into %s: %s", j->final, strerror(errno));
+		si_job_fail(j, BB_ESYS, msg);
+	}
+}
+
+/* ---- the writer thread ---------------------------------------------------------- */
+
+/* Write j's bytes (j->mem) to j->fd; BB_OK or j failed. */
+static int write_mem(struct file_job *j)
+{
+	uint64_t done = 0;
+
+	while (done < j->size) {
+		ssize_t w = write(j->fd, j->mem + done, (size_t)(j->size - done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			char msg[PATH_MAX + 100];
+			int nospc = errno == ENOSPC || errno == EDQUOT;
+			snprintf(msg, sizeof(msg), "%s: %s", j->final,
+				 nospc ? "no space left" : strerror(errno));
+			si_job_fail(j, nospc ? BB_ENOSPC : BB_ESYS, msg);
+			return j->rc;
+		}
+		done += (uint64_t)w;
+	}
+	return BB_OK;
+}
+
+/* Give the unnamed file j->fd the name `path` (LINK_* in *mode, which
+ * moves on when this system refuses a way); 0 or -1 with errno. */
+static int link_unnamed(int fd, const char *path, int *mode)
+{
+	char proc[64];
+
+	if (*mode == LINK_EMPTY_PATH) {
+		if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+			return 0;
+		if (errno != ENOENT && errno != EPERM)
+			return -1;
+		*mode = LINK_PROC; /* without CAP_DAC_READ_SEARCH: ENOENT */
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+/* The fast way for a verified file in memory: write it to an unnamed file
+ * (O_TMPFILE) in its directory, date it, and link it under its final name.
+ * No temporary name is made, looked up, renamed or left behind (a failed
+ * or killed write leaves nothing); it costs the file system about a sixth
+ * less than a named temporary and rename() (10,000 files of 100 KiB).
+ * 1 when the file was handled (staged or failed), 0 when this system
+ * cannot do it (q->link_mode is then LINK_NONE): use a named temporary. */
+static int write_unnamed(struct write_queue *q, struct file_job *j)
+{
+	const char *slash = strrchr(j->final, '/');
+	char dir[PATH_MAX], msg[PATH_MAX + 100];
+	struct timespec ts[2] = {{0, UTIME_OMIT}, {j->mtime_ns / 1000000000, j->mtime_ns % 1000000000}};
+
+	if (si_make_dir(j, q->last_dir) != BB_OK) {
+		j->failed = 1; /* make_dir said why, in j->err */
+		j->rc = BB_ESYS;
+		return 1;
+	}
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - j->final), j->final);
+	j->fd = open(dir[0] ? dir : "/", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (j->fd < 0) {
+		if (errno == ENOSPC || errno == EDQUOT) {
+			snprintf(msg, sizeof(msg), "%s: no space left", j->final);
+			si_job_fail(j, BB_ENOSPC, msg);
+			return 1;
+		}
+		q->link_mode = LINK_NONE; /* EOPNOTSUPP, EISDIR (old kernel), ... */
+		return 0;
+	}
+	if (write_mem(j) != BB_OK)
+		goto out; /* closing the unnamed file frees it */
+	if (j->mtime_ns)
+		futimens(j->fd, ts);
+	if (link_unnamed(j->fd, j->final, &q->link_mode) == 0)
+		goto out;
+	if (errno == EEXIST) {
+		/* A file is there (resume: its version changed): replace it in
+		 * one step, through a temporary name, as open_tmp's files. */
+		snprintf(j->tmp, sizeof(j->tmp), "%s/.%s.bbtmp", dir, slash + 1);
+		unlink(j->tmp);
+		if (link_unnamed(j->fd, j->tmp, &q->link_mode) == 0) {
+			if (rename(j->tmp, j->final) == 0) {
+				j->tmp[0] = '\0';
+				goto out;
+			}
+			snprintf(msg, sizeof(msg), "cannot rename into %s: %s", j->final, strerror(errno));
+			si_job_fail(j, BB_ESYS, msg); /* file_done unlinks j->tmp */
+			goto out;
+		}
+		j->tmp[0] = '\0';
+	}
+	if (q->link_mode == LINK_PROC && (errno == ENOENT || errno == EPERM || errno == EACCES)) {
+		/* No /proc either: this file and the next go the named way. */
+		q->link_mode = LINK_NONE;
+		close(j->fd);
+		j->fd = -1;
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "cannot link into %s: %s", j->final, strerror(errno));
+	si_job_fail(j, errno == ENOSPC ? BB_ENOSPC : BB_ESYS, msg);
+out:
+	if (close(j->fd) < 0 && !j->failed) {
+		unlink(j->final);
+		si_job_fail(j, BB_ESYS, "close failed");
+	}
+	j->fd = -1;
+	return 1;
+}
+
+/* Verify j's bytes (j->mem); write them to disk under its final name
+ * (write_unnamed, else a temporary, dated and renamed). */
+static void write_mem_file(struct write_queue *q, struct file_job *j)
+{
+	struct bb_mentry e;
+	int rc;
+
+	bb_manifest_entry(j->run->m, j->idx, &e); /* the mapping is read only */
+	si_verify_digests(j, &e);
+	if (j->failed)
+		return; /* nothing was written */
+	if (q->link_mode != LINK_NONE && write_unnamed(q, j))
+		return;
+	rc = si_open_tmp(j, q->last_dir);
+	if (rc != BB_OK) {
+		j->failed = 1;
+		j->rc = rc;
+		return;
+	}
+	if (write_mem(j) == BB_OK)
+		si_date_and_rename(j);
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+}
+
+/* The writer thread's step (h.lock held): write the next file, hand it back. */
+static int writer_step(struct bb_helper *hp)
+{
+	struct write_queue *q = bb_container_of(hp, struct write_queue, h);
+	struct bb_qnode *n = bb_fifo_pop(&q->todo);
+
+	if (!n)
+		return 0;
+	pthread_mutex_unlock(&hp->lock);
+	write_mem_file(q, bb_container_of(n, struct file_job, qn));
+	pthread_mutex_lock(&hp->lock);
+	bb_helper_give_back(hp, n);
+	return 1;
+}
+
+int si_writer_start(struct write_queue *q, struct bb_engine *eng)
+{
+	if (q->h.started || q->h.broken)
+		return q->h.started ? BB_OK : BB_ESYS;
+	bb_fifo_init(&q->todo);
+	if (bb_helper_start(&q->h, eng, writer_step) == BB_OK)
+		return BB_OK;
+	bb_debug("no writer thread; small files are written as they arrive");
+	return BB_ESYS;
+}
+
+void si_writer_stop(struct write_queue *q)
+{
+	bb_helper_stop(&q->h);
+}
+
+void si_writer_push(struct write_queue *q, struct file_job *j)
+{
+	pthread_mutex_lock(&q->h.lock);
+	bb_fifo_push(&q->todo, &j->qn);
+	pthread_cond_signal(&q->h.cond);
+	pthread_mutex_unlock(&q->h.lock);
+	q->h.pending++;
+}
+
+/* The engine's drain hook, part: the files the writer thread wrote (or
+ * failed) are done; how many are still with it. */
+unsigned si_writer_drain(struct stage_run *run)
+{
+	struct write_queue *q = &run->wq;
+
+	for (struct bb_qnode *n = bb_helper_take_back(&q->h), *next; n; n = next) {
+		struct file_job *j = bb_container_of(n, struct file_job, qn);
+		struct bb_mentry e;
+		next = n->next;
+		q->h.pending--;
+		bb_manifest_entry(run->m, j->idx, &e);
+		si_file_done(j, &e);
+	}
+	return q->h.pending;
+}
+
+/* ---- the range writer ------------------------------------------------------------
+ * Receiving and writing (pwrite into the page cache) every byte of a large
+ * object cost the engine's thread one core on a fast origin; writing was
+ * most of it.  The engine's thread now copies the bytes of each range into
+ * a block of its own (RANGE_BLOCK), queues the block when full, and a
+ * thread writes the queue in order.  When no block is free the engine's
+ * thread waits (the pool is the bound on memory; a slow disk slows the
+ * transfers, as before): it never writes itself, since that could overtake
+ * queued bytes of the same range.  A range's end marker follows its last
+ * block; the thread hands it back (range_drain) and only then is the range
+ * complete: its bytes are in the file before part_done tells the hashing
+ * thread or file_finish.  A retry (range_reset) drops the partial block of
+ * the failed attempt; its queued blocks are written before the retry's (the
+ * FIFO), which rewrites the whole range.  Blocks of RANGE_BLOCK rather than
+ * 1 MiB: every range in flight holds one partly filled block, and with
+ * --jobs 64 these should be a small part of the pool (measured, 1 MiB
+ * blocks also cost about twice the system time). */
+
+/* The range writer's step (h.lock held): write the next block, or hand
+ * back the next end marker. */
+static int range_writer_step(struct bb_helper *hp)
+{
+	struct range_queue *q = bb_container_of(hp, struct range_queue, h);
+	struct bb_qnode *n = bb_fifo_pop(&q->fifo);
+
+	if (!n)
+		return 0;
+	struct range_block *b = bb_container_of(n, struct range_block, qn);
+	struct range_state *rs = &b->ref->j->rs[b->ref->part];
+	if (!b->data) { /* the range's end: every block before it is written */
+		bb_helper_give_back(hp, n);
+		return 1;
+	}
+	int rc = rs->rc, fd = b->ref->j->fd; /* a range that failed writes no more */
+	q->busy = 1;
+	pthread_mutex_unlock(&hp->lock);
+	for (size_t done = 0; rc == BB_OK && done < b->len;) {
+		ssize_t w = pwrite(fd, b->data + done, b->len - done, (off_t)(b->off + done));
+		if (w < 0 && errno != EINTR)
+			rc = errno == ENOSPC || errno == EDQUOT ? BB_ENOSPC : BB_ESYS;
+		else if (w > 0)
+			done += (size_t)w;
+	}
+	pthread_mutex_lock(&hp->lock);
+	q->busy = 0;
+	if (rc != BB_OK && rs->rc == BB_OK)
+		rs->rc = rc;
+	n->next = q->free;
+	q->free = n;
+	if (q->want_space) {
+		q->want_space = 0;
+		pthread_cond_signal(&q->space);
+	}
+	return 1;
+}
+
+static int range_writer_start(struct range_queue *q, struct bb_engine *eng)
+{
+	if (q->h.started || q->h.broken)
+		return q->h.started ? BB_OK : BB_ESYS;
+	bb_fifo_init(&q->fifo);
+	if (pthread_cond_init(&q->space, NULL) != 0)
+		q->h.broken = 1;
+	else if (bb_helper_start(&q->h, eng, range_writer_step) == BB_OK)
+		return BB_OK;
+	else
+		pthread_cond_destroy(&q->space);
+	bb_debug("no range writer thread; ranges are written as they arrive");
+	return BB_ESYS;
+}
+
+/* After the engine's last request: every marker is back, the FIFO empty. */
+void si_range_writer_stop(struct range_queue *q)
+{
+	struct bb_dnode *d;
+	struct bb_qnode *n;
+
+	if (!q->h.started)
+		return;
+	bb_helper_stop(&q->h);
+	pthread_cond_destroy(&q->space);
+	while ((d = q->filling.head)) { /* none, unless a request never ended */
+		bb_dlist_remove(&q->filling, d);
+		free(bb_container_of(d, struct range_block, fill_link));
+	}
+	while ((n = q->free)) {
+		q->free = n->next;
+		free(bb_container_of(n, struct range_block, qn));
+	}
+	q->n_blocks = 0;
+}
+
+/* Give file j of `parts` ranges (refs made) to the range writer; else
+ * (no thread) file_data writes its bytes as they arrive, as for any file. */
+void si_range_file_start(struct file_job *j, uint32_t parts)
+{
+	struct stage_run *run = j->run;
+
+	if (range_writer_start(&run->rq, run->org.eng) == BB_OK)
+		j->rs = calloc(parts, sizeof(*j->rs));
+}
+
+/* Queue b (engine thread; q->h.lock held); the range's write error so far. */
+static int range_push_locked(struct range_queue *q, struct range_block *b)
+{
+	bb_fifo_push(&q->fifo, &b->qn);
+	pthread_cond_signal(&q->h.cond);
+	return b->ref->j->rs[b->ref->part].rc;
+}
+
+/* The range of b is done filling it: off the filling list, into the FIFO. */
+static int range_push(struct range_queue *q, struct range_block *b)
+{
+	int rc;
+
+	b->ref->j->rs[b->ref->part].fill = NULL;
+	bb_dlist_remove(&q->filling, &b->fill_link);
+	pthread_mutex_lock(&q->h.lock);
+	rc = range_push_locked(q, b);
+	pthread_mutex_unlock(&q->h.lock);
+	return rc;
+}
+
+/* A free block for ref's range (now its fill block), waiting for one when
+ * the pool is used up; NULL only when none could ever be allocated. */
+static struct range_block *range_block_get(struct range_queue *q, struct part_ref *ref)
+{
+	struct range_block *b = NULL;
+
+	pthread_mutex_lock(&q->h.lock);
+	while (!q->free) {
+		if (!q->no_alloc && q->n_blocks < RANGE_POOL / RANGE_BLOCK) {
+			pthread_mutex_unlock(&q->h.lock);
+			b = malloc(sizeof(*b) + RANGE_BLOCK);
+			pthread_mutex_lock(&q->h.lock);
+			if (b) {
+				b->data = (char *)(b + 1);
+				q->n_blocks++;
+				break;
+			}
+			q->no_alloc = 1;
+			if (!q->n_blocks) {
+				pthread_mutex_unlock(&q->h.lock);
+				return NULL;
+			}
+		}
+		if (!q->fifo.head && !q->busy && q->filling.head) {
+			/* Every block is partly filled (more ranges in flight
+			 * than blocks): queue them, or nothing would free one. */
+			struct bb_dnode *d;
+			while ((d = q->filling.head)) {
+				struct range_block *f = bb_container_of(d, struct range_block, fill_link);
+				bb_dlist_remove(&q->filling, d);
+				f->ref->j->rs[f->ref->part].fill = NULL;
+				range_push_locked(q, f);
+			}
+			continue;
+		}
+		q->want_space = 1;
+		pthread_cond_wait(&q->space, &q->h.lock);
+	}
+	if (!b) {
+		b = bb_container_of(q->free, struct range_block, qn);
+		q->free = q->free->next;
+	}
+	pthread_mutex_unlock(&q->h.lock);
+	b->ref = ref;
+	b->len = 0;
+	bb_dlist_push_front(&q->filling, &b->fill_link);
+	ref->j->rs[ref->part].fill = b;
+	return b;
+}
+
+/* file_data for a range the range writer writes: copy, queue full blocks. */
+int si_range_data(struct file_job *j, struct part_ref *ref, const char *buf, size_t n,
+		  uint64_t off)
+{
+	struct range_queue *q = &j->run->rq;
+	struct range_state *rs = &j->rs[ref->part];
+	size_t total = n;
+	int rc = BB_OK;
+
+	if (rs->fill && rs->fill->off + rs->fill->len != off)
+		rc = range_push(q, rs->fill); /* not contiguous (the engine never does it) */
+	while (n && rc == BB_OK) {
+		struct range_block *b = rs->fill;
+		if (!b) {
+			if (!(b = range_block_get(q, ref)))
+				return BB_ENOMEM;
+			b->off = off;
+		}
+		size_t k = n < RANGE_BLOCK - b->len ? n : RANGE_BLOCK - b->len;
+		memcpy(b->data + b->len, buf, k);
+		b->len += k;
+		buf += k;
+		off += k;
+		n -= k;
+		if (b->len == RANGE_BLOCK)
+			rc = range_push(q, b); /* a failed write of this range ends its request */
+	}
+	if (rc == BB_OK)
+		bb_progress_bytes(&j->run->prog, total);
+	return rc;
+}
+
+/* A retry of ref's range starts: its partial block is dropped (its queued
+ * ones are written before any of the retry's, which rewrites them all). */
+void si_range_reset(struct file_job *j, struct part_ref *ref)
+{
+	struct range_queue *q = &j->run->rq;
+	struct range_block *b = j->rs[ref->part].fill;
+
+	if (!b)
+		return;
+	j->rs[ref->part].fill = NULL;
+	bb_dlist_remove(&q->filling, &b->fill_link);
+	pthread_mutex_lock(&q->h.lock);
+	b->qn.next = q->free;
+	q->free = &b->qn;
+	pthread_mutex_unlock(&q->h.lock);
+}
+
+/* part_done's entry for a range the range writer writes: queue its last
+ * block and its end marker, keep the result; 1 (si_range_drain calls
+ * part_done again when the marker is through). */
+int si_range_end(struct part_ref *ref, const struct bb_xfer_result *r)
+{
+	struct range_queue *q = &ref->j->run->rq;
+	struct range_state *rs = &ref->j->rs[ref->part];
+
+	if (rs->fill)
+		range_push(q, rs->fill);
+	rs->res_rc = r->rc;
+	snprintf(rs->errmsg, sizeof(rs->errmsg), "%s", r->rc == BB_OK ? "" : r->errmsg);
+	rs->end = (struct range_block){.ref = ref};
+	pthread_mutex_lock(&q->h.lock);
+	range_push_locked(q, &rs->end);
+	pthread_mutex_unlock(&q->h.lock);
+	q->h.pending++;
+	return 1;
+}
+
+/* The engine's drain hook, part: ranges whose bytes are all written end
+ * now (part_done); how many are still with the thread. */
+unsigned si_range_drain(struct stage_run *run)
+{
+	struct range_queue *q = &run->rq;
+
+	for (struct bb_qnode *n = bb_helper_take_back(&q->h), *next; n; n = next) {
+		struct part_ref *ref = bb_container_of(n, struct range_block, qn)->ref;
+		struct range_state *rs = &ref->j->rs[ref->part];
+		struct bb_xfer_result r = {.rc = rs->res_rc};
+		next = n->next;
+		snprintf(r.errmsg, sizeof(r.errmsg), "%s", rs->errmsg);
+		if (r.rc == BB_OK && rs->rc != BB_OK) { /* as if file_data had failed */
+			struct bb_mentry e;
+			bb_manifest_entry(run->m, ref->j->idx, &e);
+			r.rc = rs->rc;
+			snprintf(r.errmsg, sizeof(r.errmsg), "%s: %s", e.path, bb_strerror(rs->rc));
+		}
+		q->h.pending--;
+		rs->written = 1;
+		si_part_done(ref, &r);
+	}
+	return q->h.pending;
+}
