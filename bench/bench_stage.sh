@@ -38,6 +38,11 @@
 # with --verify none, for information (not in the ratios): the cost of the
 # MD5-against-ETag check, which only rclone of the peers also makes.
 #
+# BENCH_ROUNDS (default 1) runs every tool of a part that many times, the
+# tools in turn within each round (so that a noisy minute falls on all of
+# them); the ratios then use each tool's median run (of an even count, the
+# faster of the two middle ones), and every run is listed.
+#
 # Before every run: the previous destination is removed, `sync`, the page
 # cache is dropped (as root; BENCH_DROP_CACHES=0 to skip) and the origin's
 # files of that part are read once, so every run sees a hot origin and a
@@ -75,6 +80,9 @@ BB_JOBS=${BENCH_BBCACHE_JOBS:-32 64}
 PEER_CONC=32
 CURL_PAR=50
 DROP=${BENCH_DROP_CACHES:-1}
+ROUNDS=${BENCH_ROUNDS:-1}
+case $ROUNDS in '' | *[!0-9]* | 0) echo "bench_stage: BENCH_ROUNDS must be a positive number" >&2; exit 1 ;; esac
+ROUND=1
 ORIGINS=${BENCH_ORIGINS:-nginx s3rver}
 has_origin() { case " $ORIGINS " in *" $1 "*) return 0 ;; esac; return 1; }
 RUN_ORIGINS=""
@@ -172,7 +180,7 @@ run() {
 	rm -rf "$T/dst"
 	mkdir -p "$T/dst" || bb_die "cannot make $T/dst"
 	if [ "$_o" = s3rver ]; then prepare "$T/s3/bkt/$_part"; else prepare "$T/src/$_part"; fi
-	say "$_o $_part: $_tool"
+	say "$_o $_part: $_tool$([ "$ROUNDS" -gt 1 ] && echo " (round $ROUND of $ROUNDS)")"
 	_c0=$(cpu_children)
 	# shellcheck disable=SC2086
 	_s0=$(cpu_of $SRV_PIDS)
@@ -200,11 +208,11 @@ run() {
 	fi
 	case $_ok in ok) ;; *) FAILS=$((FAILS + 1)) ;; esac
 	eval "_n=\$N_$_part _by=\$BYTES_$_part"
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$_o" "$_part" "$_tool" "$_sec" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$_o" "$_part" "$_tool" "$_sec" \
 		"$_n" "$_by" "$_ok" \
 		"$(awk -v c="$((_c1 - _c0))" -v hz="$HZ" -v s="$_sec" 'BEGIN { printf "%.0f", 100 * c / hz / s }')" \
 		"$(awk -v c="$((_s1 - _s0))" -v hz="$HZ" -v s="$_sec" 'BEGIN { printf "%.0f", 100 * c / hz / s }')" \
-		"$_log" "$CLASS" >>"$RES"
+		"$_log" "$CLASS" "$ROUND" >>"$RES"
 	say "  $_sec s, $_ok"
 	rm -rf "$T/dst"
 }
@@ -343,7 +351,7 @@ for part in $PARTS; do
 done
 
 SRV_PIDS="$HTTP_PID"
-has_origin nginx && for part in $PARTS; do
+has_origin nginx && for part in $PARTS; do for ROUND in $(seq 1 "$ROUNDS"); do
 	CLASS=bb
 	for j in $BB_JOBS; do
 		run nginx "$part" "bbcache --jobs $j" "$BBCACHE" stage-in --jobs "$j" --no-progress \
@@ -355,23 +363,26 @@ has_origin nginx && for part in $PARTS; do
 	SRV_PIDS="$HTTP_PID"
 	run nginx "$part" "curl -Z max $CURL_PAR" curl --parallel --parallel-max "$CURL_PAR" \
 		--fail -sS --create-dirs -K "$T/curl.nginx.$part"
-done
+done; done
 
 SRV_PIDS="$S3_PID"
-has_origin s3rver && for part in $PARTS; do
+has_origin s3rver && for part in $PARTS; do for ROUND in $(seq 1 "$ROUNDS"); do
 	CLASS=bb
 	for j in $BB_JOBS; do
 		run s3rver "$part" "bbcache --jobs $j" s3env AWS_ENDPOINT_URL="$S3_ENDPOINT" \
 			AWS_CONFIG_FILE="$T/aws-bbcache.cfg" "$BBCACHE" stage-in --jobs "$j" --no-progress \
 			"s3://bkt/$part/" "$T/dst/$part"
 	done
-	# bbcache's best --jobs, unsigned (the credentials stay in the
-	# environment: --no-sign-request ignores them); then, for information,
-	# not in the ratios, signed with --verify none: the cost of the
-	# MD5-against-ETag check.
-	j=$(awk -F'\t' -v p="$part" '$1 == "s3rver" && $2 == p && $11 == "bb" && $7 == "ok" {
-		if (!bt || $4 < bt) { bt = $4; j = $3 } } END { sub(/.* /, "", j); print j }' "$RES")
-	[ -n "$j" ] || j=${BB_JOBS%% *}
+	# bbcache's best --jobs (of the first round), unsigned (the
+	# credentials stay in the environment: --no-sign-request ignores
+	# them); then, for information, not in the ratios, signed with
+	# --verify none: the cost of the MD5-against-ETag check.
+	if [ "$ROUND" = 1 ]; then
+		best_j=$(awk -F'\t' -v p="$part" '$1 == "s3rver" && $2 == p && $11 == "bb" && $7 == "ok" {
+			if (!bt || $4 < bt) { bt = $4; j = $3 } } END { sub(/.* /, "", j); print j }' "$RES")
+		[ -n "$best_j" ] || best_j=${BB_JOBS%% *}
+	fi
+	j=$best_j
 	CLASS=bb-anon
 	run s3rver "$part" "bbcache -j $j --no-sign-request" s3env AWS_ENDPOINT_URL="$S3_ENDPOINT" \
 		AWS_CONFIG_FILE="$T/aws-bbcache.cfg" "$BBCACHE" stage-in --jobs "$j" --no-sign-request \
@@ -394,13 +405,24 @@ has_origin s3rver && for part in $PARTS; do
 	CLASS=peer-anon
 	run s3rver "$part" "curl unsigned -Z max $CURL_PAR" curl --parallel --parallel-max "$CURL_PAR" \
 		--fail -sS --create-dirs -K "$T/curl.s3rver.$part"
-done
+done; done
+
+# The median run of every tool (of an even count, the faster middle one),
+# in the columns of $RES; failed runs are left out.
+MED=$T/medians
+awk -F'\t' -v OFS='\t' '$7 == "ok" { k = $1 SUBSEP $2 SUBSEP $3; n = ++cnt[k]; row[k, n] = $0; t[k, n] = $4 + 0
+	if (n == 1) order[++nk] = k }
+	END { for (i = 1; i <= nk; i++) { k = order[i]; n = cnt[k]
+		for (a = 1; a <= n; a++) idx[a] = a
+		for (a = 2; a <= n; a++) for (b = a; b > 1 && t[k, idx[b]] < t[k, idx[b - 1]]; b--) {
+			x = idx[b]; idx[b] = idx[b - 1]; idx[b - 1] = x }
+		print row[k, idx[int((n + 1) / 2)]] } }' "$RES" >"$MED"
 
 # ---- the report -------------------------------------------------------------------
 TOTAL=$(elapsed "$T0" "$(now)")
 echo
 echo "bbcache stage-in summaries (its own stderr line):"
-awk -F'\t' '$3 ~ /^bbcache/ { print $1 "\t" $2 "\t" $3 "\t" $10 }' "$RES" |
+awk -F'\t' -v r="$ROUNDS" '$3 ~ /^bbcache/ { print $1 "\t" $2 "\t" $3 (r > 1 ? " #" $12 : "") "\t" $10 }' "$RES" |
 	while IFS="$(printf '\t')" read -r o p tl lg; do
 		printf '  %-6s %-5s %-31s %s\n' "$o" "$p" "$tl" "$(grep -m1 'bbcache stage-in' "$lg.err")"
 	done
@@ -422,14 +444,24 @@ done
 awk -F'\t' '$1 == "nginx" && $7 == "ok" { r = $5 / $4; if (r > best) { best = r; t = $3; p = $2 } }
 	END { if (best) printf "  nginx serving rate: not measured (no load generator); at least %.0f files/s (%s, %s part)\n", best, t, p }' "$RES"
 echo
+results_table() { # FILE
+	printf '%-7s %-5s %-31s %5s %8s %9s %8s %7s %7s %9s  %s\n' origin part tool round time_s files/s MB/s \
+		cli_cpu srv_cpu srv_cpu_s verified
+	awk -F'\t' '{ f = $5 / $4
+		printf "%-7s %-5s %-31s %5s %8.2f %9." (f < 100 ? 2 : 0) "f %8.0f %6s%% %6s%% %9.2f  %s\n", $1, $2, $3, $12, $4, f,
+			$6 / $4 / 1e6, $8, $9, $4 * $9 / 100, $7 }' "$1"
+}
 echo "Results (MB = 10^6 bytes; time = wall clock of the tool; cpu = % of one core, client / server):"
-printf '%-7s %-5s %-31s %8s %9s %8s %7s %7s %9s  %s\n' origin part tool time_s files/s MB/s cli_cpu srv_cpu srv_cpu_s verified
-awk -F'\t' '{ f = $5 / $4
-	printf "%-7s %-5s %-31s %8.2f %9." (f < 100 ? 2 : 0) "f %8.0f %6s%% %6s%% %9.2f  %s\n", $1, $2, $3, $4, f, $6 / $4 / 1e6, $8, $9, $4 * $9 / 100, $7 }' "$RES"
+results_table "$RES"
 echo "(srv_cpu_s: the server's CPU seconds for the run; --verify none rows: for information, not in the ratios)"
+if [ "$ROUNDS" -gt 1 ]; then
+	echo
+	echo "The median run of each tool over $ROUNDS rounds (these make the ratios):"
+	results_table "$MED"
+fi
 echo
 echo "Ratios (speed of bbcache's best --jobs / speed of the fastest verified peer; on s3rver"
-echo "signed against signed, unsigned against unsigned):"
+echo "signed against signed, unsigned against unsigned$([ "$ROUNDS" -gt 1 ] && echo "; median runs of $ROUNDS rounds")):"
 for o in $RUN_ORIGINS; do
 	for part in $PARTS; do
 		eval "ls=\$LS_${o}_$part"
@@ -451,7 +483,7 @@ for o in $RUN_ORIGINS; do
 					o, p, kind, bn, bt, pn, pt, r, target, (r >= target) ? "met" : "MISSED"
 				if (pn ~ /^curl/)
 					printf "  %-6s %-5s %-8s  (curl with the listing time added, %.2f s: %5.2fx)\n", o, p, kind, pt + ls, (pt + ls) / bt
-			}' "$RES"
+			}' "$MED"
 		done
 	done
 done
