@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -590,6 +591,18 @@ static void start_file(struct stage_run *run, uint32_t idx)
 	}
 }
 
+/* The CPUs this process may run on: a Slurm job confined to a few CPUs
+ * of a large node (cpuset cgroup, affinity) gets those few, not the
+ * node's count. */
+static long usable_cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 /* Move every file of run->m (opened, with its origin) through the engine. */
 static int transfer(struct stage_run *run, struct bb_engine *eng, int max_parallel, char *err,
 		    size_t errlen)
@@ -615,7 +628,7 @@ static int transfer(struct stage_run *run, struct bb_engine *eng, int max_parall
 	 * Files a reader waits for may take up to twice max_active (pump). */
 	run->max_active = (uint32_t)max_parallel * 2;
 	run->feed_max = max_parallel + max_parallel / 4 + 1;
-	run->few_cpus = sysconf(_SC_NPROCESSORS_ONLN) < 4;
+	run->few_cpus = usable_cpus() < 4;
 	run->slots = calloc(2 * (size_t)run->max_active, sizeof(*run->slots));
 	if (!run->slots)
 		return BB_ENOMEM;

@@ -188,7 +188,7 @@ struct stage_run {
 	struct range_queue rq;
 	struct bb_dlist feed;     /* files with ranges still to send, in turn */
 	int feed_max;             /* send while fewer requests than this are in the engine */
-	int few_cpus;             /* fewer than 4 online: no range writer for MD5-checked files */
+	int few_cpus;             /* fewer than 4 usable: no range writer for MD5-checked files */
 	int feeding;
 };
 
