@@ -161,7 +161,8 @@ static unsigned run_drain(void *arg)
 
 	if (run->feed.head)
 		feed(run);
-	return ranges + si_hash_drain(run) + si_writer_drain(run);
+	unsigned hashing = si_hash_drain(run);
+	return ranges + hashing + si_writer_drain(run);
 }
 
 /* All parts in: verify, date, rename. */
