@@ -1,5 +1,5 @@
-/* Unit tests: the stage-in's helper threads and intrusive lists
- * (stage/helper.h): FIFO and list order, and a helper thread that hands
+/* Unit tests: the intrusive lists (common/list.h) and the stage-in's
+ * helper threads (stage/helper.h): FIFO and list order, and a helper thread that hands
  * every item back, in order, through a real engine's drain hook. */
 #include "config.h"
 
