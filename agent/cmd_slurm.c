@@ -499,6 +499,7 @@ static int list_as_user(const struct plan *p, void *arg)
 		so.conf = &la->o->conf;
 		so.block_size = (uint32_t)la->o->conf.block_size;
 		so.list_only = 1;
+		so.sync_manifest = 1; /* the job's snapshot, in Slurm's state directory */
 		memset(&sum, 0, sizeof(sum));
 		int rc = bb_stage_in(&so, &sum, err, sizeof(err));
 		if (rc != BB_OK) {

@@ -893,6 +893,7 @@ struct bb_manifest_builder {
 	size_t n_digests, cap_digests;
 	struct chunk *chunks;
 	int single;
+	int no_sync;              /* write without msync/fsync (set_sync) */
 };
 
 static char *arena_dup(struct bb_manifest_builder *b, const char *s, size_t len)
@@ -961,6 +962,11 @@ static int reserve_digests(struct bb_manifest_builder *b, size_t need)
 void bb_manifest_builder_set_single(struct bb_manifest_builder *b)
 {
 	b->single = 1;
+}
+
+void bb_manifest_builder_set_sync(struct bb_manifest_builder *b, int sync)
+{
+	b->no_sync = !sync;
 }
 
 int bb_manifest_builder_new(const char *source_url, uint32_t block_size,
@@ -1497,7 +1503,7 @@ int bb_manifest_builder_write(struct bb_manifest_builder *b, const char *path, c
 	}
 	fill_image(b, map, size, parent, first, nch, total, n_files, n_digests);
 	rc = BB_ESYS;
-	if (msync(map, (size_t)size, MS_SYNC) || fsync(fd)) {
+	if (!b->no_sync && (msync(map, (size_t)size, MS_SYNC) || fsync(fd))) {
 		seterr(err, errlen, "%s: sync: %s", tmp, strerror(errno));
 		goto out;
 	}
@@ -1512,7 +1518,7 @@ int bb_manifest_builder_write(struct bb_manifest_builder *b, const char *path, c
 		goto out;
 	}
 	tmp_made = 0;
-	if (fsync_dir_of(path)) {
+	if (!b->no_sync && fsync_dir_of(path)) {
 		seterr(err, errlen, "%s: fsync of the directory: %s", path, strerror(errno));
 		goto out;
 	}

@@ -61,7 +61,8 @@ int bb_manifest_builder_add(struct bb_manifest_builder *b, const struct bb_manif
 /* Entries added so far (input entries, not counting synthesized directories). */
 uint32_t bb_manifest_builder_count(const struct bb_manifest_builder *b);
 /* Sort, synthesize the parent directories, and write the manifest to
- * path.tmp, fsync it, rename it to path (mode 0600) and fsync the directory.
+ * path.tmp, fsync it, rename it to path (mode 0600) and fsync the directory
+ * (no fsync after set_sync(b, 0)).
  * Errors: BB_EEXIST (duplicate path, file/directory conflict), BB_ERANGE
  * (more than 2^32-2 entries), BB_ENOSPC, BB_ESYS, BB_ENOMEM, each with a
  * message in err.  Nothing is left at path or path.tmp on failure.  The
@@ -72,6 +73,11 @@ void bb_manifest_builder_free(struct bb_manifest_builder *b);
 /* Mark the manifest as one file staged by itself (type=file): its only
  * entry below the root is that file, and the dataset's path is the file's. */
 void bb_manifest_builder_set_single(struct bb_manifest_builder *b);
+/* sync 0: write without msync/fsync of the file and its directory.  The
+ * rename still makes it appear whole; only a crash of the machine may
+ * leave an older or a torn file, which bb_manifest_open refuses
+ * (checksums).  Default 1. */
+void bb_manifest_builder_set_sync(struct bb_manifest_builder *b, int sync);
 
 struct bb_manifest; /* an open (mmap'ed) manifest */
 

@@ -30,6 +30,8 @@ struct bb_stage_opts {
 	uint64_t job_id;            /* the cache segment's job id (with shm_bytes) */
 	uint32_t block_size;        /* manifest/cache block size; 0: 4 MiB */
 	int list_only;              /* stage-in: write the manifest, move nothing (bbcached will) */
+	int sync_manifest;          /* fsync the manifest (a snapshot kept in Slurm's state_dir); 0: the
+				     * rename alone, like the staged files (nothing else is fsync'ed) */
 };
 
 struct bb_stage_summary {

@@ -841,6 +841,8 @@ static int write_manifest(struct stage_run *run, struct bb_engine *eng, const ch
 	rc = bb_manifest_builder_new(o->source, o->block_size ? o->block_size : 4u << 20, &b);
 	if (rc == BB_OK && dest_name)
 		bb_manifest_builder_set_single(b);
+	if (rc == BB_OK)
+		bb_manifest_builder_set_sync(b, o->sync_manifest);
 	for (size_t i = 0; rc == BB_OK && i < l.n; i++) {
 		struct bb_manifest_file f = {0};
 		f.path = dest_name ? dest_name : l.v[i].rel;
