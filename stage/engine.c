@@ -855,7 +855,15 @@ int bb_engine_run(struct bb_engine *e)
 struct fetch_ctx {
 	struct bb_xfer_result *res;
 	int done;
+	int (*validate)(void *arg, const struct bb_xfer_result *r); /* the caller's, */
+	void *arg;                                                  /* with its arg */
 };
+
+static int fetch_validate(void *arg, const struct bb_xfer_result *r)
+{
+	struct fetch_ctx *f = arg;
+	return f->validate(f->arg, r);
+}
 
 static void fetch_done(void *arg, struct bb_xfer_result *r)
 {
@@ -868,7 +876,7 @@ static void fetch_done(void *arg, struct bb_xfer_result *r)
 int bb_engine_fetch(struct bb_engine *e, const struct bb_xfer_req *r, struct bb_xfer_result *res)
 {
 	struct bb_xfer_req q = *r;
-	struct fetch_ctx f = {res, 0};
+	struct fetch_ctx f = {res, 0, r->validate, r->arg};
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -876,6 +884,8 @@ int bb_engine_fetch(struct bb_engine *e, const struct bb_xfer_req *r, struct bb_
 		return BB_EBUSY;
 	q.on_done = fetch_done;
 	q.arg = &f;
+	if (r->validate)
+		q.validate = fetch_validate; /* gets r->arg, as submitted */
 	rc = bb_engine_submit(e, &q);
 	if (rc != BB_OK)
 		return rc;

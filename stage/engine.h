@@ -94,7 +94,9 @@ int bb_engine_pending(const struct bb_engine *e);
 void bb_engine_set_drain(struct bb_engine *e, unsigned (*drain)(void *arg), void *arg);
 void bb_engine_wakeup(struct bb_engine *e);
 
-/* Convenience: one request, run to completion (used for HEAD, listings, PUTs). */
+/* Convenience: one request, run to completion (used for HEAD, listings, PUTs).
+ * r->validate, if set, is called with r->arg; the fetch takes the argument of
+ * on_done for itself, so on_data and on_reset must not be set. */
 int bb_engine_fetch(struct bb_engine *e, const struct bb_xfer_req *r, struct bb_xfer_result *res);
 void bb_xfer_result_free(struct bb_xfer_result *r);
 

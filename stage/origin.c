@@ -327,13 +327,23 @@ static const char *base_name(const char *p)
 
 /* ---- s3:// ---------------------------------------------------------------------------- */
 
+/* A listing page is parsed once, here, where a body that does not parse can
+ * still be retried; list_s3() takes the result. */
+struct s3_page {
+	struct bb_s3_list l;
+	int parsed;
+};
+
 static int valid_s3_list(void *arg, const struct bb_xfer_result *r)
 {
-	struct bb_s3_list l;
+	struct s3_page *pg = arg;
 	char err[256];
-	int rc = bb_s3_parse_list(r->body ? r->body : "", r->body_len, &l, err, sizeof(err));
+	if (pg->parsed) /* an earlier attempt's, then a retry */
+		bb_s3_list_free(&pg->l);
+	pg->parsed = 0;
+	int rc = bb_s3_parse_list(r->body ? r->body : "", r->body_len, &pg->l, err, sizeof(err));
 	if (rc == BB_OK)
-		bb_s3_list_free(&l);
+		pg->parsed = 1;
 	return rc;
 }
 
@@ -360,6 +370,7 @@ static int list_s3(struct bb_origin *o, const char *inc, const char *exc, struct
 	do {
 		struct bb_xfer_req r;
 		struct bb_xfer_result res;
+		struct s3_page pg = {0};
 		struct bb_s3_list lst;
 
 		/* SigV4 signs the query as sent: keep it sorted and encoded. */
@@ -381,14 +392,21 @@ static int list_s3(struct bb_origin *o, const char *inc, const char *exc, struct
 		bb_origin_request(o, url, 0, 0, NULL, &r);
 		r.capture_body = 1;
 		r.validate = valid_s3_list;
+		r.arg = &pg;
 		r.what = what;
 		rc = bb_engine_fetch(o->eng, &r, &res);
 		if (rc != BB_OK) {
 			snprintf(err, errlen, "%s", res.errmsg[0] ? res.errmsg : bb_strerror(rc));
 			bb_xfer_result_free(&res);
+			if (pg.parsed)
+				bb_s3_list_free(&pg.l);
 			break;
 		}
-		rc = bb_s3_parse_list(res.body ? res.body : "", res.body_len, &lst, err, errlen);
+		if (pg.parsed)
+			lst = pg.l;
+		else
+			rc = bb_s3_parse_list(res.body ? res.body : "", res.body_len, &lst, err,
+					      errlen);
 		bb_xfer_result_free(&res);
 		if (rc != BB_OK)
 			break;
