@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/error.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "stage/awscfg.h"
 #include "stage/engine.h"
@@ -23,7 +24,7 @@
 enum xstate { XS_QUEUED, XS_WAITING, XS_ACTIVE };
 
 struct xfer {
-	struct xfer *next, *prev;
+	struct bb_dnode link;     /* in the engine's queue, while queued or waiting */
 	struct bb_engine *eng;
 	struct bb_xfer_req req;
 	char *url, *if_match, *what, **headers;
@@ -50,7 +51,7 @@ struct bb_engine {
 	CURLM *multi;
 	CURL **pool;              /* idle easy handles */
 	int n_pool;
-	struct xfer *q_head, *q_tail; /* queued and waiting, in order */
+	struct bb_dlist q;        /* queued and waiting xfers (by link), in order */
 	int n_queued, n_active;
 	long budget;
 	int running, cancelled;
@@ -174,38 +175,28 @@ void bb_engine_wakeup(struct bb_engine *e)
 
 static void q_remove(struct bb_engine *e, struct xfer *x)
 {
-	if (x->prev)
-		x->prev->next = x->next;
-	else
-		e->q_head = x->next;
-	if (x->next)
-		x->next->prev = x->prev;
-	else
-		e->q_tail = x->prev;
-	x->next = x->prev = NULL;
+	bb_dlist_remove(&e->q, &x->link);
 	e->n_queued--;
 }
 
 static void q_push(struct bb_engine *e, struct xfer *x, int front)
 {
-	if (front) {
-		x->next = e->q_head;
-		x->prev = NULL;
-		if (e->q_head)
-			e->q_head->prev = x;
-		else
-			e->q_tail = x;
-		e->q_head = x;
-	} else {
-		x->prev = e->q_tail;
-		x->next = NULL;
-		if (e->q_tail)
-			e->q_tail->next = x;
-		else
-			e->q_head = x;
-		e->q_tail = x;
-	}
+	if (front)
+		bb_dlist_push_front(&e->q, &x->link);
+	else
+		bb_dlist_push_back(&e->q, &x->link);
 	e->n_queued++;
+}
+
+/* The first queued xfer, or the one after x; NULL at the end. */
+static struct xfer *q_first(const struct bb_engine *e)
+{
+	return e->q.head ? bb_container_of(e->q.head, struct xfer, link) : NULL;
+}
+
+static struct xfer *q_next(const struct xfer *x)
+{
+	return x->link.next ? bb_container_of(x->link.next, struct xfer, link) : NULL;
 }
 
 static char *xstrdup(const char *s)
@@ -773,8 +764,7 @@ retry_or_fail:
 void bb_engine_cancel(struct bb_engine *e)
 {
 	e->cancelled = 1;
-	while (e->q_head) {
-		struct xfer *x = e->q_head;
+	for (struct xfer *x; (x = q_first(e));) {
 		q_remove(e, x);
 		x->res.rc = BB_EINVAL;
 		snprintf(x->res.errmsg, sizeof(x->res.errmsg), "%s: cancelled", x->what);
@@ -795,8 +785,8 @@ int bb_engine_run(struct bb_engine *e)
 			break;
 		double now = mono_now(), next_ready = 0;
 		/* Fill the window with what is ready, in queue order. */
-		for (struct xfer *x = e->q_head, *nx; x && e->n_active < e->o.max_parallel; x = nx) {
-			nx = x->next;
+		for (struct xfer *x = q_first(e), *nx; x && e->n_active < e->o.max_parallel; x = nx) {
+			nx = q_next(x);
 			if (x->state == XS_WAITING && x->ready_at > now) {
 				if (!next_ready || x->ready_at < next_ready)
 					next_ready = x->ready_at;
@@ -830,7 +820,7 @@ int bb_engine_run(struct bb_engine *e)
 		int startable = 0;
 		if (e->n_active < e->o.max_parallel) {
 			double t = mono_now();
-			for (struct xfer *x = e->q_head; x && !startable; x = x->next)
+			for (struct xfer *x = q_first(e); x && !startable; x = q_next(x))
 				startable = x->state != XS_WAITING || x->ready_at <= t;
 		}
 		if (startable)
