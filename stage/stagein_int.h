@@ -31,7 +31,7 @@ struct part_ref {
 
 /* A file of several ranges whose digest the hashing thread computes.
  * Fields are the engine thread's, or the hashing thread's while the job is
- * in hash_queue.jobs, unless marked "q->lock" (q->h.lock). */
+ * in hash_queue.jobs, unless marked "q->lock" (that is, q->h.lock). */
 struct hash_job {
 	struct hash_job *next;    /* q->lock: in q->jobs (oldest first) */
 	struct bb_qnode back;     /* q->lock: handed back (q->h.back) */

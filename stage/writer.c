@@ -296,7 +296,7 @@ unsigned si_writer_drain(struct stage_run *run)
  * thread waits (the pool is the bound on memory; a slow disk slows the
  * transfers, as before): it never writes itself, since that could overtake
  * queued bytes of the same range.  A range's end marker follows its last
- * block; the thread hands it back (range_drain) and only then is the range
+ * block; the thread hands it back (si_range_drain) and only then is the range
  * complete: its bytes are in the file before part_done tells the hashing
  * thread or file_finish.  A retry (range_reset) drops the partial block of
  * the failed attempt; its queued blocks are written before the retry's (the
