@@ -577,7 +577,9 @@ static void start_file(struct stage_run *run, uint32_t idx)
 		if (md5 || sha256)
 			j->hj = si_hash_job_new(j, &e, parts, md5, sha256, fed);
 	}
-	if (parts > 1 && j->hj && fed) {
+	/* Ranges of several files in turn: their range writers work side by
+	 * side (not for bbcached's reads, which want their file first). */
+	if (parts > 1 && ((j->hj && fed) || (j->rs && run->n_rq > 1 && !run->prio && !run->x))) {
 		feed_append(run, j);
 		feed(run);
 		return;
@@ -629,7 +631,9 @@ static int transfer(struct stage_run *run, struct bb_engine *eng, int max_parall
 	 * Files a reader waits for may take up to twice max_active (pump). */
 	run->max_active = (uint32_t)max_parallel * 2;
 	run->feed_max = max_parallel + max_parallel / 4 + 1;
-	run->few_cpus = usable_cpus() < 4;
+	long cpus = usable_cpus();
+	run->few_cpus = cpus < 4;
+	run->n_rq = cpus < 2 ? 1 : cpus < SI_RANGE_WRITERS ? (unsigned)cpus : SI_RANGE_WRITERS;
 	run->slots = calloc(2 * (size_t)run->max_active, sizeof(*run->slots));
 	if (!run->slots)
 		return BB_ENOMEM;
@@ -654,7 +658,7 @@ static int transfer(struct stage_run *run, struct bb_engine *eng, int max_parall
 	bb_engine_set_drain(eng, NULL, NULL);
 	si_hasher_stop(&run->hq);
 	si_writer_stop(&run->wq);
-	si_range_writer_stop(&run->rq);
+	si_range_writers_stop(run);
 	bb_progress_end(&run->prog);
 	if (run->no_sha)
 		bb_warn("verify=sha256: the origin gave no SHA-256 for %llu file(s) (a listing file "
@@ -712,7 +716,7 @@ static void end_run(struct stage_run *run, struct bb_engine *eng, const struct t
 	}
 	si_hasher_stop(&run->hq);
 	si_writer_stop(&run->wq);
-	si_range_writer_stop(&run->rq);
+	si_range_writers_stop(run);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	run->s->seconds =
 	    (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;

@@ -105,6 +105,11 @@ struct range_state {
 	char errmsg[512];
 };
 
+/* Range writers: one thread each, a file's blocks always in the same one.
+ * A buffered write holds the file's inode lock, so two threads writing one
+ * file would take turns; two files are written side by side. */
+#define SI_RANGE_WRITERS 4
+
 /* h.cond: a block or marker to write, or quit; h.broken: ranges are
  * written directly; h.pending: markers queued, not back yet. */
 struct range_queue {
@@ -115,6 +120,7 @@ struct range_queue {
 	int busy;                 /* h.lock: the thread is writing a block it took */
 	int want_space;           /* h.lock: the engine's thread waits on space */
 	unsigned n_blocks;        /* h.lock: blocks allocated */
+	unsigned max_blocks;      /* the pool's share of this queue */
 	int no_alloc;             /* h.lock: malloc failed, make do with n_blocks */
 	struct bb_dlist filling;  /* engine thread: blocks being filled */
 };
@@ -135,7 +141,8 @@ struct file_job {
 	char *mem;                /* a small file's bytes (mem_buf, kept in memory), or NULL */
 	struct part_ref one;      /* the refs of a single-request file */
 	struct part_ref *refs;    /* the refs of a file of several ranges */
-	struct range_state *rs;   /* its ranges, when the range writer writes them (else NULL) */
+	struct range_state *rs;   /* its ranges, when a range writer writes them (else NULL) */
+	struct range_queue *rq;   /* that range writer */
 	/* Single-request files: the digests stream with the data. */
 	EVP_MD_CTX *md5, *sha256;
 	int stream_ok;            /* the digests saw every byte, in order */
@@ -185,7 +192,8 @@ struct stage_run {
 	char last_dir[PATH_MAX];  /* the directory open_tmp made last */
 	struct hash_queue hq;
 	struct write_queue wq;
-	struct range_queue rq;
+	struct range_queue rq[SI_RANGE_WRITERS]; /* the range writers, a file's ranges in one */
+	unsigned n_rq, next_rq;   /* of them used; the next file's */
 	struct bb_dlist feed;     /* files with ranges still to send, in turn */
 	int feed_max;             /* send while fewer requests than this are in the engine */
 	int few_cpus;             /* fewer than 4 usable: no range writer for MD5-checked files */
@@ -227,6 +235,6 @@ int si_range_data(struct file_job *j, struct part_ref *ref, const char *buf, siz
 void si_range_reset(struct file_job *j, struct part_ref *ref);
 int si_range_end(struct part_ref *ref, const struct bb_xfer_result *r);
 unsigned si_range_drain(struct stage_run *run);
-void si_range_writer_stop(struct range_queue *q);
+void si_range_writers_stop(struct stage_run *run);
 
 #endif

@@ -343,23 +343,28 @@ static int range_writer_step(struct bb_helper *hp)
 	return 1;
 }
 
-static int range_writer_start(struct range_queue *q, struct bb_engine *eng)
+/* Range writer i of run, started if it is not yet. */
+static int range_writer_start(struct stage_run *run, unsigned i)
 {
+	struct range_queue *q = &run->rq[i];
+
 	if (q->h.started || q->h.broken)
 		return q->h.started ? BB_OK : BB_ESYS;
 	bb_fifo_init(&q->fifo);
+	q->max_blocks = RANGE_POOL / RANGE_BLOCK / run->n_rq; /* the pool, shared */
 	if (pthread_cond_init(&q->space, NULL) != 0)
 		q->h.broken = 1;
-	else if (bb_helper_start(&q->h, eng, range_writer_step) == BB_OK)
+	else if (bb_helper_start(&q->h, run->org.eng, range_writer_step) == BB_OK) {
+		bb_debug("range writer %u of %u started", i + 1, run->n_rq);
 		return BB_OK;
-	else
+	} else
 		pthread_cond_destroy(&q->space);
 	bb_debug("no range writer thread; ranges are written as they arrive");
 	return BB_ESYS;
 }
 
 /* After the engine's last request: every marker is back, the FIFO empty. */
-void si_range_writer_stop(struct range_queue *q)
+static void range_writer_stop(struct range_queue *q)
 {
 	struct bb_dnode *d;
 	struct bb_qnode *n;
@@ -379,14 +384,26 @@ void si_range_writer_stop(struct range_queue *q)
 	q->n_blocks = 0;
 }
 
-/* Give file j of `parts` ranges (refs made) to the range writer; else
- * (no thread) file_data writes its bytes as they arrive, as for any file. */
+void si_range_writers_stop(struct stage_run *run)
+{
+	for (unsigned i = 0; i < SI_RANGE_WRITERS; i++)
+		range_writer_stop(&run->rq[i]);
+}
+
+/* Give file j of `parts` ranges (refs made) to the next range writer in
+ * turn; else (no thread) file_data writes its bytes as they arrive, as for
+ * any file. */
 void si_range_file_start(struct file_job *j, uint32_t parts)
 {
 	struct stage_run *run = j->run;
+	struct range_queue *q = &run->rq[run->next_rq];
 
-	if (range_writer_start(&run->rq, run->org.eng) == BB_OK)
-		j->rs = calloc(parts, sizeof(*j->rs));
+	if (range_writer_start(run, run->next_rq) != BB_OK)
+		return;
+	if (!(j->rs = calloc(parts, sizeof(*j->rs))))
+		return;
+	j->rq = q;
+	run->next_rq = (run->next_rq + 1) % run->n_rq;
 }
 
 /* Queue b (engine thread; q->h.lock held); the range's write error so far. */
@@ -418,7 +435,7 @@ static struct range_block *range_block_get(struct range_queue *q, struct part_re
 
 	pthread_mutex_lock(&q->h.lock);
 	while (!q->free) {
-		if (!q->no_alloc && q->n_blocks < RANGE_POOL / RANGE_BLOCK) {
+		if (!q->no_alloc && q->n_blocks < q->max_blocks) {
 			pthread_mutex_unlock(&q->h.lock);
 			b = malloc(sizeof(*b) + RANGE_BLOCK);
 			pthread_mutex_lock(&q->h.lock);
@@ -464,7 +481,7 @@ static struct range_block *range_block_get(struct range_queue *q, struct part_re
 int si_range_data(struct file_job *j, struct part_ref *ref, const char *buf, size_t n,
 		  uint64_t off)
 {
-	struct range_queue *q = &j->run->rq;
+	struct range_queue *q = j->rq;
 	struct range_state *rs = &j->rs[ref->part];
 	size_t total = n;
 	int rc = BB_OK;
@@ -496,7 +513,7 @@ int si_range_data(struct file_job *j, struct part_ref *ref, const char *buf, siz
  * ones are written before any of the retry's, which rewrites them all). */
 void si_range_reset(struct file_job *j, struct part_ref *ref)
 {
-	struct range_queue *q = &j->run->rq;
+	struct range_queue *q = j->rq;
 	struct range_block *b = j->rs[ref->part].fill;
 
 	if (!b)
@@ -514,7 +531,7 @@ void si_range_reset(struct file_job *j, struct part_ref *ref)
  * part_done again when the marker is through). */
 int si_range_end(struct part_ref *ref, const struct bb_xfer_result *r)
 {
-	struct range_queue *q = &ref->j->run->rq;
+	struct range_queue *q = ref->j->rq;
 	struct range_state *rs = &ref->j->rs[ref->part];
 
 	if (rs->fill)
@@ -531,10 +548,8 @@ int si_range_end(struct part_ref *ref, const struct bb_xfer_result *r)
 
 /* The engine's drain hook, part: ranges whose bytes are all written end
  * now (part_done); how many are still with the thread. */
-unsigned si_range_drain(struct stage_run *run)
+static unsigned range_drain(struct stage_run *run, struct range_queue *q)
 {
-	struct range_queue *q = &run->rq;
-
 	for (struct bb_qnode *n = bb_helper_take_back(&q->h), *next; n; n = next) {
 		struct part_ref *ref = bb_container_of(n, struct range_block, qn)->ref;
 		struct range_state *rs = &ref->j->rs[ref->part];
@@ -552,4 +567,13 @@ unsigned si_range_drain(struct stage_run *run)
 		si_part_done(ref, &r);
 	}
 	return q->h.pending;
+}
+
+unsigned si_range_drain(struct stage_run *run)
+{
+	unsigned out = 0;
+
+	for (unsigned i = 0; i < run->n_rq; i++)
+		out += range_drain(run, &run->rq[i]);
+	return out;
 }

@@ -22,6 +22,18 @@ check "no temporary files" no_tmp "$T/d1"
 check "manifest beside, not inside, the dataset" test -f "$T/.bbcache/d1.manifest"
 eq "no manifest inside the dataset" "$(find "$T/d1" -name '*.manifest' | wc -l | tr -d ' ')" 0
 
+echo "# large files: their ranges in turn, each file with its own range writer"
+export BBCACHE_LOG_LEVEL=debug
+bbc stage-in --no-progress --jobs 4 --chunk 1MiB "$HTTP_URL/set/big/" "$T/rw"
+unset BBCACHE_LOG_LEVEL
+eq "two files of 20 ranges each exit 0" "$rc" 0
+check "... every byte equal" same_tree "$T/src/set/big" "$T/rw"
+check "... no temporary files" no_tmp "$T/rw"
+contains "... a range writer started" "$T/out.log" "range writer 1 of"
+if [ "$(nproc)" -ge 2 ]; then
+	contains "... the second file has a range writer of its own" "$T/out.log" "range writer 2 of 2"
+fi
+
 echo "# ls, stat, verify answer from the manifest"
 bbc ls "$T/d1"
 contains "ls lists the big directory" "$T/out.log" "big/"
