@@ -343,24 +343,24 @@ static int range_writer_step(struct bb_helper *hp)
 	return 1;
 }
 
-/* Range writer i of run, started if it is not yet. */
-static int range_writer_start(struct stage_run *run, unsigned i)
+/* Range writer i of run, started if it is not yet; NULL if it cannot be. */
+static struct range_queue *range_writer_start(struct stage_run *run, unsigned i)
 {
 	struct range_queue *q = &run->rq[i];
 
 	if (q->h.started || q->h.broken)
-		return q->h.started ? BB_OK : BB_ESYS;
+		return q->h.started ? q : NULL;
 	bb_fifo_init(&q->fifo);
 	q->max_blocks = RANGE_POOL / RANGE_BLOCK / run->n_rq; /* the pool, shared */
 	if (pthread_cond_init(&q->space, NULL) != 0)
 		q->h.broken = 1;
 	else if (bb_helper_start(&q->h, run->org.eng, range_writer_step) == BB_OK) {
 		bb_debug("range writer %u of %u started", i + 1, run->n_rq);
-		return BB_OK;
+		return q;
 	} else
 		pthread_cond_destroy(&q->space);
 	bb_debug("no range writer thread; ranges are written as they arrive");
-	return BB_ESYS;
+	return NULL;
 }
 
 /* After the engine's last request: every marker is back, the FIFO empty. */
@@ -386,7 +386,7 @@ static void range_writer_stop(struct range_queue *q)
 
 void si_range_writers_stop(struct stage_run *run)
 {
-	for (unsigned i = 0; i < SI_RANGE_WRITERS; i++)
+	for (unsigned i = 0; i < run->n_rq; i++)
 		range_writer_stop(&run->rq[i]);
 }
 
@@ -396,11 +396,9 @@ void si_range_writers_stop(struct stage_run *run)
 void si_range_file_start(struct file_job *j, uint32_t parts)
 {
 	struct stage_run *run = j->run;
-	struct range_queue *q = &run->rq[run->next_rq];
+	struct range_queue *q = range_writer_start(run, run->next_rq);
 
-	if (range_writer_start(run, run->next_rq) != BB_OK)
-		return;
-	if (!(j->rs = calloc(parts, sizeof(*j->rs))))
+	if (!q || !(j->rs = calloc(parts, sizeof(*j->rs))))
 		return;
 	j->rq = q;
 	run->next_rq = (run->next_rq + 1) % run->n_rq;
