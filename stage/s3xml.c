@@ -724,7 +724,7 @@ int bb_s3_parse_complete(const char *xml, size_t len, char *etag, size_t etaglen
 	if (rc)
 		goto out;
 	if (x.root == E_ERROR) {
-		copy_trunc(code, codelen, x.code ? x.code : "InternalError");
+		copy_trunc(code, codelen, x.code && x.code[0] ? x.code : "InternalError");
 		rc = BB_EFILL;
 		goto out;
 	}

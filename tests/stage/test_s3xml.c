@@ -546,6 +546,10 @@ static void test_multipart(void)
 	CU_ASSERT_EQUAL(bb_s3_parse_complete("<Error/>", 8, etag, sizeof(etag), code,
 					     sizeof(code)), BB_EFILL);
 	CU_ASSERT_STRING_EQUAL(code, "InternalError");
+	/* An empty <Code> is no code either (found by fuzz_s3xml). */
+	CU_ASSERT_EQUAL(bb_s3_parse_complete("<Error><Code></Code></Error>", 28, etag,
+					     sizeof(etag), code, sizeof(code)), BB_EFILL);
+	CU_ASSERT_STRING_EQUAL(code, "InternalError");
 	CU_ASSERT_EQUAL(bb_s3_parse_complete("  \n  ", 5, etag, sizeof(etag), code, sizeof(code)),
 			BB_EPARSE);
 	CU_ASSERT_EQUAL(bb_s3_parse_complete(fx_initiate, strlen(fx_initiate), etag,
