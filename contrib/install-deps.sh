@@ -25,8 +25,9 @@ INTERPOSER="python3-pil python3-numpy python3-torch python3-torchvision"
 # Origin tests and benchmarks (tests/origins/, docs/testing.md): nginx as the
 # HTTP origin, awscli (the peer S3 client; it also ships the botocore that
 # tests/origins/faultsrv.py --sigv4-check verifies signatures with), rclone
-# and curl as peer clients, ca-certificates for npm.
-ORIGINS="nginx-light awscli rclone curl ca-certificates"
+# and curl as peer clients, ca-certificates for npm, openssl for the HTTPS
+# test's certificate.
+ORIGINS="nginx-light awscli rclone curl ca-certificates openssl"
 # The Slurm integration tests (tests/slurm/): a private one-node Slurm
 # (munged + slurmctld + slurmd on 127.0.0.1) with burst_buffer/lua (Debian's
 # burst_buffer_lua.so, in slurm-wlm-basic-plugins, embeds Lua 5.1; lua5.3 is

@@ -618,6 +618,18 @@ static int retryable_status(long s)
 	return s == 408 || s == 429 || (s >= 500 && s <= 599);
 }
 
+/* What to do about a certificate the engine refused: a certificate for
+ * another name is not cured by trusting its CA. */
+static const char *tls_hint(CURLcode code, const char *err)
+{
+	if (code != CURLE_PEER_FAILED_VERIFICATION && code != CURLE_SSL_CACERT_BADFILE)
+		return "";
+	if (strstr(err, "subject name") || strstr(err, "does not match"))
+		return " (TLS verification is on: the server's certificate is for another name; "
+		       "use the name it was issued for)";
+	return " (TLS verification is on: install the CA, or point $BBCACHE_CA_BUNDLE at a CA file)";
+}
+
 static int retryable_curl(CURLcode c)
 {
 	switch (c) {
@@ -743,10 +755,7 @@ static void complete(struct bb_engine *e, struct xfer *x, CURLcode code)
 		    : code == CURLE_URL_MALFORMAT || code == CURLE_UNSUPPORTED_PROTOCOL ? BB_EINVAL
 											   : BB_ESYS;
 	snprintf(x->res.errmsg, sizeof(x->res.errmsg), "%s: %s%s", x->what,
-		 x->curl_err[0] ? x->curl_err : curl_easy_strerror(code),
-		 code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE
-			 ? " (TLS verification is on: install the CA, or point $BBCACHE_CA_BUNDLE at a CA file)"
-			 : "");
+		 x->curl_err[0] ? x->curl_err : curl_easy_strerror(code), tls_hint(code, x->curl_err));
 	finish(e, x);
 	return;
 

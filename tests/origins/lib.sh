@@ -125,7 +125,7 @@ bb_pids() {
 	done
 }
 
-# bb__wait_http NAME PID URL LOG — wait up to 15 s for URL to answer.
+# bb__wait_http NAME PID URL LOG [CURLOPT] — wait up to 15 s for URL to answer.
 bb__wait_http() {
 	_bb_i=0
 	while [ "$_bb_i" -lt 150 ]; do
@@ -134,7 +134,8 @@ bb__wait_http() {
 			cat "$4" >&2 2>/dev/null
 			bb_die "$1 did not start"
 		fi
-		if curl -s -o /dev/null --max-time 2 "$3" 2>/dev/null; then
+		# shellcheck disable=SC2086  # $5: one optional curl option
+		if curl -s -o /dev/null --max-time 2 ${5:-} "$3" 2>/dev/null; then
 			return 0
 		fi
 		sleep 0.1
@@ -224,8 +225,10 @@ bb_rclone() {
 # `autoindex on; autoindex_format json;` for paths ending in '/'.
 # Exports HTTP_PORT HTTP_URL HTTP_PID HTTP_LOG (access log) HTTP_ERRLOG;
 # prints HTTP_URL.
+# bb_start_nginx ROOT CERT KEY — the same, and also HTTPS (TLS with CERT and
+# KEY, HTTP/2 offered by ALPN) on a second port: exports HTTPS_PORT HTTPS_URL.
 bb_start_nginx() {
-	[ $# -ge 1 ] || bb_die "usage: bb_start_nginx ROOT"
+	[ $# -eq 1 ] || [ $# -eq 3 ] || bb_die "usage: bb_start_nginx ROOT [CERT KEY]"
 	bb_require nginx
 	bb_require curl
 	bb__init
@@ -240,6 +243,23 @@ bb_start_nginx() {
 	[ "$(id -u)" -eq 0 ] && _bb_user="user root root;"
 	HTTP_LOG="$_bb_d/access.log"
 	HTTP_ERRLOG="$_bb_d/error.log"
+	_bb_tls=""
+	if [ $# -eq 3 ]; then
+		HTTPS_PORT=$(bb_free_port) || bb_die "no free port"
+		[ "$HTTPS_PORT" != "$HTTP_PORT" ] || HTTPS_PORT=$(bb_free_port) || bb_die "no free port"
+		_bb_tls="server {
+	        listen 127.0.0.1:$HTTPS_PORT ssl http2;
+	        server_name localhost;
+	        ssl_certificate $2;
+	        ssl_certificate_key $3;
+	        root $_bb_root;
+	        etag on;
+	        location / {
+	            autoindex on;
+	            autoindex_format json;
+	        }
+	    }"
+	fi
 	cat >"$_bb_d/nginx.conf" <<-EOF
 	$_bb_user
 	worker_processes 2;
@@ -269,6 +289,7 @@ bb_start_nginx() {
 	            autoindex_format json;
 	        }
 	    }
+	    $_bb_tls
 	}
 	EOF
 	"$_bb_nginx" -p "$_bb_d/" -c "$_bb_d/nginx.conf" -e "$HTTP_ERRLOG" \
@@ -278,7 +299,12 @@ bb_start_nginx() {
 	HTTP_URL="http://127.0.0.1:$HTTP_PORT"
 	bb__wait_http nginx "$HTTP_PID" "$HTTP_URL/" "$_bb_d/stderr.log"
 	export HTTP_PORT HTTP_URL HTTP_PID HTTP_LOG HTTP_ERRLOG
-	bb_log "nginx on $HTTP_URL (pid $HTTP_PID, root $_bb_root)"
+	if [ $# -eq 3 ]; then
+		HTTPS_URL="https://127.0.0.1:$HTTPS_PORT"
+		bb__wait_http "nginx (TLS)" "$HTTP_PID" "$HTTPS_URL/" "$_bb_d/stderr.log" --insecure
+		export HTTPS_PORT HTTPS_URL
+	fi
+	bb_log "nginx on $HTTP_URL${HTTPS_URL:+ and $HTTPS_URL} (pid $HTTP_PID, root $_bb_root)"
 	printf '%s\n' "$HTTP_URL"
 }
 

@@ -13,8 +13,15 @@ bb_make_dataset "$T/src/set/big" 2 20M 11
 bb_make_dataset "$T/src/single" 1 5M 12
 single=$(cd "$T/src/single" && find . -type f | sed 's|^\./||')
 
+# A self-signed certificate for 127.0.0.1 only (not for "localhost"), for
+# nginx's HTTPS port (HTTP/2 offered).
+bb_require openssl
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bbcache test" \
+	-addext "subjectAltName=IP:127.0.0.1" -keyout "$T/tls.key" -out "$T/tls.crt" \
+	>"$T/openssl.log" 2>&1 || { cat "$T/openssl.log" >&2; bb_die "openssl req failed"; }
+
 echo "# nginx: a directory through its JSON listing"
-bb_start_nginx "$T/src" >/dev/null
+bb_start_nginx "$T/src" "$T/tls.crt" "$T/tls.key" >/dev/null
 bbc stage-in --no-progress "$HTTP_URL/set/" "$T/d1"
 eq "stage-in from nginx exits 0" "$rc" 0
 check "nginx: every byte equal" same_tree "$T/src/set" "$T/d1"
@@ -60,6 +67,31 @@ check "file:// stage-in: every byte equal" same_tree "$T/src/set" "$T/p1"
 bbc stage-in --no-progress --conf "$T/site.conf" "/etc/" "$T/p2"
 eq "an origin outside allowed_origins exits 1" "$rc" 1
 contains "... and says so" "$T/out.log" "is not an allowed origin"
+
+echo "# a POSIX file that changes between listing and copy, or during it: a clear error, no final name"
+[ -f "${BB_LINKSHIM:-}" ] || bb_die "BB_LINKSHIM (tests/origins/.libs/liblinkshim.so) not built: make check builds it"
+mkdir -p "$T/src/chg"
+bb_make_dataset "$T/src/chg" 3 6M 21
+victim=$(cd "$T/src/chg" && find . -type f | sort | head -n 1 | sed 's|^\./||')
+for mode in change-on-open change-on-read; do
+	cp -a "$T/src/chg" "$T/src/chg-$mode"
+	rm -f "$T/shim.log"
+	rc=0
+	BB_SHIM=$mode BB_SHIM_FILE="$T/src/chg-$mode/$victim" BB_SHIM_LOG="$T/shim.log" \
+		LD_PRELOAD="$BB_LINKSHIM" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$BBCACHE" stage-in --no-progress --conf "$T/site.conf" "$T/src/chg-$mode/" "$T/c-$mode" \
+		>"$T/out.log" 2>&1 || rc=$?
+	contains "$mode: the shim changed the file" "$T/shim.log" "changed on"
+	eq "$mode: stage-in exits 1" "$rc" 1
+	contains "$mode: the error names the file" "$T/out.log" "$victim"
+	contains "$mode: ... and says it changed" "$T/out.log" "changed on the origin since it was listed"
+	check "$mode: no final name for the changed file" test ! -e "$T/c-$mode/$victim"
+	check "$mode: no temporary files" no_tmp "$T/c-$mode"
+	for g in $(cd "$T/src/chg" && find . -type f | sort | sed 's|^\./||'); do
+		[ "$g" = "$victim" ] && continue
+		check "$mode: the unchanged $g is complete" cmp -s "$T/src/chg/$g" "$T/c-$mode/$g"
+	done
+done
 
 echo "# resume: only what is missing moves"
 rm -f "$T/d1/$f"
@@ -157,6 +189,30 @@ contains "unsupported scheme is named" "$T/out.log" "unsupported scheme 'ftp'"
 bbc stage-in --no-progress "http://user:secret@127.0.0.1:1/x" "$T/d8"
 contains "credentials in URLs are refused" "$T/out.log" "must not carry credentials"
 if grep -q secret "$T/out.log"; then bad "the password is not echoed"; else ok "the password is not echoed"; fi
+
+echo "# HTTPS: the certificate is verified by default; HTTP/2 when the server offers it"
+bbc stage-in --no-progress "$HTTPS_URL/set/big/" "$T/t1"
+eq "an unknown CA exits 1" "$rc" 1
+contains "... the message names the URL" "$T/out.log" "$HTTPS_URL/set/big/"
+contains "... and says how to trust the CA" "$T/out.log" "BBCACHE_CA_BUNDLE"
+eq "... nothing staged" "$(find "$T/t1" -type f 2>/dev/null | wc -l | tr -d ' ')" 0
+BBCACHE_CA_BUNDLE="$T/tls.crt" bbc stage-in --no-progress --jobs 8 --chunk 1MiB \
+	"$HTTPS_URL/set/" "$T/t2"
+eq "with \$BBCACHE_CA_BUNDLE the stage-in exits 0" "$rc" 0
+check "... every byte equal" same_tree "$T/src/set" "$T/t2"
+check "... no temporary files" no_tmp "$T/t2"
+sleep 1.5 # nginx flushes its access log every second
+n2=$(grep -c '"GET /set/[^"]* HTTP/2.0"' "$HTTP_LOG")
+check "... over HTTP/2 ($n2 GETs)" test "$n2" -gt 40
+BBCACHE_CA_BUNDLE="$T/tls.crt" bbc stage-in --no-progress --type file \
+	"https://localhost:$HTTPS_PORT/single/$single" "$T/t3/x"
+eq "a certificate for another name exits 1" "$rc" 1
+contains "... naming the host" "$T/out.log" "localhost"
+contains "... and saying the certificate is for another name" "$T/out.log" "for another name"
+check "... no file" test ! -e "$T/t3/x"
+bbc stage-in --no-progress --no-verify-tls --type file "$HTTPS_URL/single/$single" "$T/t4/x"
+eq "--no-verify-tls: an unknown CA is accepted" "$rc" 0
+check "... bytes equal" cmp -s "$T/src/single/$single" "$T/t4/x"
 
 echo "# a full destination: ENOSPC, no final name"
 mkdir -p "$T/small"
