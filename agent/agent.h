@@ -58,6 +58,7 @@ struct agent {
 	char log_path[PATH_MAX];
 	char shm_dir[PATH_MAX]; /* "" : /dev/shm */
 	uint64_t shm_limit;
+	int no_sign_request;    /* --no-sign-request: S3 unsigned, whatever the conf says */
 	int wait_mode;
 	int foreground;
 	struct bb_conf conf;

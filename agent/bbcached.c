@@ -50,7 +50,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: bbcached --job ID --job-dir DIR [--manifest PATH]... [--shm-limit SIZE]\n"
 		   "                [--shm-dir DIR] [--mode async|wait] [--jobs N]\n"
 		   "                [--verify etag|sha256|none] [--config FILE] [--log FILE]\n"
-		   "                [--foreground] [--no-verify-tls]\n"
+		   "                [--foreground] [--no-verify-tls] [--no-sign-request]\n"
 		   "See bbcached(8).\n");
 }
 
@@ -99,13 +99,14 @@ static int parse_args(struct agent *a, int argc, char **argv, char ***manifests,
 		{"jobs", required_argument, NULL, 'J'},      {"verify", required_argument, NULL, 'v'},
 		{"config", required_argument, NULL, 'c'},    {"log", required_argument, NULL, 'L'},
 		{"foreground", no_argument, NULL, 'f'},      {"no-verify-tls", no_argument, NULL, 'T'},
-		{"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+		{"no-sign-request", no_argument, NULL, 'N'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
 	int opt;
 	char *end;
 
 	*manifests = calloc((size_t)argc, sizeof(char *));
 	a->so.verify = BB_VERIFY_ETAG;
-	while ((opt = getopt_long(argc, argv, "j:d:m:l:s:M:J:v:c:L:fTh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "j:d:m:l:s:M:J:v:c:L:fTNh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
 			a->job = strtoull(optarg, &end, 10);
@@ -169,6 +170,9 @@ static int parse_args(struct agent *a, int argc, char **argv, char ***manifests,
 			break;
 		case 'T':
 			a->so.no_verify_tls = 1;
+			break;
+		case 'N':
+			a->no_sign_request = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -514,6 +518,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bbcached: %s\n", err);
 		return 1;
 	}
+	if (a->no_sign_request)
+		a->conf.s3_no_sign_request = true;
 	if (!a->shm_limit)
 		a->shm_limit = a->conf.shm_limit_per_job ? a->conf.shm_limit_per_job : 1ULL << 30;
 	if (a->conf.shm_limit_per_job && a->shm_limit > a->conf.shm_limit_per_job) {

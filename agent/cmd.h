@@ -24,6 +24,7 @@ struct agent_start_opts {
 	const char *verify;    /* or NULL */
 	const char *conf;      /* or NULL */
 	int no_verify_tls;
+	int no_sign_request;
 };
 int agent_start(const struct agent_start_opts *o);
 /* The bbcached next to this bbcache, else "bbcached" (PATH). */

@@ -280,6 +280,8 @@ int agent_start(const struct agent_start_opts *o)
 	}
 	if (o->no_verify_tls)
 		av[n++] = "--no-verify-tls";
+	if (o->no_sign_request)
+		av[n++] = "--no-sign-request";
 	av[n] = NULL;
 	fflush(NULL);
 	pid_t pid = fork();

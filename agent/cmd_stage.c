@@ -212,11 +212,9 @@ static int stage_cmd(int argc, char **argv, int out)
 	}
 	/* Unsigned S3 requests for public buckets (the AWS CLI's
 	 * --no-sign-request).  Reading only: an upload keeps its signature.
-	 * bbcached reads its own bbcache.conf: with --async, the site's (or
-	 * --conf's) s3_no_sign_request decides. */
-	if (no_sign && (out || async)) {
-		fprintf(stderr, "bbcache: --no-sign-request is for stage-in without --async (bbcached "
-			"takes s3_no_sign_request = yes from its bbcache.conf)\n");
+	 * With --async, bbcached is told too (it reads its own bbcache.conf). */
+	if (no_sign && out) {
+		fprintf(stderr, "bbcache: --no-sign-request is for stage-in (an upload is signed)\n");
 		return 2;
 	}
 	o.source = argv[optind];
@@ -249,7 +247,7 @@ static int stage_cmd(int argc, char **argv, int out)
 			return 1;
 		}
 		struct agent_start_opts ao = {o.job_id, s.manifest, shm_arg, o.jobs, verify_arg,
-					      conf_path, o.no_verify_tls};
+					      conf_path, o.no_verify_tls, no_sign};
 		rc = agent_start(&ao);
 		bb_conf_free(&conf);
 		return rc;

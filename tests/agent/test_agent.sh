@@ -333,6 +333,28 @@ if grep -q S3RVER "$D/.bbcache/agent.log"; then bad "the log holds a credential"
 "$BBCACHE" stop --job-dir "$D" >/dev/null 2>&1
 check "stopped: nothing left in /dev/shm" test ! -e "/dev/shm/bbcache.$J"
 
+echo "# stage-in --async --no-sign-request: bbcached sends no credential either"
+# A second faultsrv without the SigV4 check counts the requests that carry
+# any credential; the keys stay in the environment and must not be sent.
+bb_start_faultsrv --upstream "$S3_ENDPOINT" >/dev/null
+ANON_URL=$FAULT_URL
+J=$((JOB0 + 7))
+JOBS="$JOBS $J"
+D="$T/job$J"
+mkdir -p "$D"
+rc=0
+AWS_ENDPOINT_URL=$ANON_URL "$BBCACHE" stage-in --async --no-sign-request --job "$J" --jobs 2 \
+	--no-progress s3://bkt/data/ "$D/data" >"$T/out.log" 2>&1 || rc=$?
+eq "stage-in --async --no-sign-request exits 0" "$rc" 0
+check "... staging completes" wait_state "$D"
+eq "... no error" "$(jget "$T/st.json" 'j["errors"]')" 0
+check "... every file complete and equal" same_tree "$T/s3src" "$D/data"
+check "... the listing and the objects went through the proxy" \
+	test "$(bb_fault_stat 's["total"]' "$ANON_URL")" -ge 13
+eq "... no request carried a credential" "$(bb_fault_stat 's["credentials"]' "$ANON_URL")" 0
+"$BBCACHE" stop --job-dir "$D" >/dev/null 2>&1
+check "... stopped: nothing left in /dev/shm" test ! -e "/dev/shm/bbcache.$J"
+
 echo "# time to first byte: a running client's next miss does not wait for its last block; background work holds still"
 PRELOAD=${BB_PRELOAD:-$(dirname "$BBCACHE")/../mpi-io/.libs/libbbcache_preload.so}
 [ -f "$PRELOAD" ] || bb_die "$PRELOAD not built"
