@@ -1,6 +1,7 @@
 /* MD5 (RFC 1321), one stream or several side by side; see md5x.h.  Written
- * from the RFC: the 64 steps are listed once (MD5_STEPS) and expanded twice,
- * on 32-bit words and on AVX2 vectors of eight words, one per stream. */
+ * from the RFC: the 64 steps are listed once (MD5_STEPS) and expanded three
+ * times, on 32-bit words and on vectors of eight words, one per stream (with
+ * AVX2's instructions, and with AVX-512VL's). */
 #include "config.h"
 
 #include <stdint.h>
@@ -87,8 +88,6 @@
 
 #define ROL(x, s) (((x) << (s)) | ((x) >> (32 - (s))))
 
-static int force_scalar;
-
 static uint32_t le32(const unsigned char *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -125,7 +124,59 @@ static void md5_blocks(uint32_t h[4], const unsigned char *p, size_t nblocks)
 #ifdef MD5X_AVX2
 /* Eight streams: st[w][lane] is word w of a lane's state; lane j reads
  * nblocks blocks from p[j], advancing by step[j] (64, or 0 for a lane that
- * only fills the vector: its result is not used). */
+ * only fills the vector: its result is not used).  MD5X8_BLOCKS is the
+ * body; each expansion defines STEP first (AVX2 below; AVX-512VL, with a
+ * rotate and three-input logic in one instruction each, after it). */
+#define MD5X8_BLOCKS                                                                            \
+	__m256i a = _mm256_loadu_si256((const __m256i *)st[0]);                                 \
+	__m256i b = _mm256_loadu_si256((const __m256i *)st[1]);                                 \
+	__m256i c = _mm256_loadu_si256((const __m256i *)st[2]);                                 \
+	__m256i d = _mm256_loadu_si256((const __m256i *)st[3]);                                 \
+	size_t off[8] = {0};                                                                    \
+	for (; nblocks > 0; nblocks--) {                                                        \
+		__m256i m[16];                                                                  \
+		md5x8_load(m, p, off);                                                          \
+		for (int j = 0; j < 8; j++)                                                     \
+			off[j] += step[j];                                                      \
+		__m256i a0 = a, b0 = b, c0 = c, d0 = d;                                         \
+		MD5_STEPS                                                                       \
+		a = _mm256_add_epi32(a, a0);                                                    \
+		b = _mm256_add_epi32(b, b0);                                                    \
+		c = _mm256_add_epi32(c, c0);                                                    \
+		d = _mm256_add_epi32(d, d0);                                                    \
+	}                                                                                       \
+	_mm256_storeu_si256((__m256i *)st[0], a);                                               \
+	_mm256_storeu_si256((__m256i *)st[1], b);                                               \
+	_mm256_storeu_si256((__m256i *)st[2], c);                                               \
+	_mm256_storeu_si256((__m256i *)st[3], d);
+
+/* Transpose one block of each lane: row j (lane j's words) becomes word w
+ * of every lane, for the first and the second half of the block. */
+__attribute__((target("avx2"), always_inline)) static inline void
+md5x8_load(__m256i m[16], const unsigned char *const p[8], const size_t off[8])
+{
+	for (int half = 0; half < 2; half++) {
+		__m256i r[8], t[8], u[8];
+		for (int j = 0; j < 8; j++)
+			r[j] = _mm256_loadu_si256((const __m256i *)(p[j] + off[j] + 32 * half));
+		for (int j = 0; j < 8; j += 2) {
+			t[j] = _mm256_unpacklo_epi32(r[j], r[j + 1]);
+			t[j + 1] = _mm256_unpackhi_epi32(r[j], r[j + 1]);
+		}
+		for (int j = 0; j < 8; j += 4) {
+			u[j] = _mm256_unpacklo_epi64(t[j], t[j + 2]);
+			u[j + 1] = _mm256_unpackhi_epi64(t[j], t[j + 2]);
+			u[j + 2] = _mm256_unpacklo_epi64(t[j + 1], t[j + 3]);
+			u[j + 3] = _mm256_unpackhi_epi64(t[j + 1], t[j + 3]);
+		}
+		__m256i *w = m + 8 * half;
+		for (int j = 0; j < 4; j++) {
+			w[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20);
+			w[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
+		}
+	}
+}
+
 __attribute__((target("avx2"))) static void md5x8_blocks(uint32_t st[4][8],
 							 const unsigned char *const p[8],
 							 const size_t step[8], size_t nblocks)
@@ -143,75 +194,89 @@ __attribute__((target("avx2"))) static void md5x8_blocks(uint32_t st[4][8],
 #define STEP_I(a, b, c, d, mk, s) \
 	a = ADD(ADD(a, mk), _mm256_xor_si256(c, _mm256_or_si256(b, _mm256_xor_si256(d, ones))));
 	const __m256i ones = _mm256_set1_epi32(-1);
-	__m256i a = _mm256_loadu_si256((const __m256i *)st[0]);
-	__m256i b = _mm256_loadu_si256((const __m256i *)st[1]);
-	__m256i c = _mm256_loadu_si256((const __m256i *)st[2]);
-	__m256i d = _mm256_loadu_si256((const __m256i *)st[3]);
-	size_t off[8] = {0};
-
-	for (; nblocks > 0; nblocks--) {
-		__m256i m[16];
-		/* Transpose: row j (lane j's eight words) becomes word w of
-		 * every lane, for the first and the second half of the block. */
-		for (int half = 0; half < 2; half++) {
-			__m256i r[8], t[8], u[8];
-			for (int j = 0; j < 8; j++)
-				r[j] = _mm256_loadu_si256((const __m256i *)(p[j] + off[j] + 32 * half));
-			for (int j = 0; j < 8; j += 2) {
-				t[j] = _mm256_unpacklo_epi32(r[j], r[j + 1]);
-				t[j + 1] = _mm256_unpackhi_epi32(r[j], r[j + 1]);
-			}
-			for (int j = 0; j < 8; j += 4) {
-				u[j] = _mm256_unpacklo_epi64(t[j], t[j + 2]);
-				u[j + 1] = _mm256_unpackhi_epi64(t[j], t[j + 2]);
-				u[j + 2] = _mm256_unpacklo_epi64(t[j + 1], t[j + 3]);
-				u[j + 3] = _mm256_unpackhi_epi64(t[j + 1], t[j + 3]);
-			}
-			__m256i *w = m + 8 * half;
-			for (int j = 0; j < 4; j++) {
-				w[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20);
-				w[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
-			}
-		}
-		for (int j = 0; j < 8; j++)
-			off[j] += step[j];
-		__m256i a0 = a, b0 = b, c0 = c, d0 = d;
-		MD5_STEPS
-		a = _mm256_add_epi32(a, a0);
-		b = _mm256_add_epi32(b, b0);
-		c = _mm256_add_epi32(c, c0);
-		d = _mm256_add_epi32(d, d0);
-	}
-	_mm256_storeu_si256((__m256i *)st[0], a);
-	_mm256_storeu_si256((__m256i *)st[1], b);
-	_mm256_storeu_si256((__m256i *)st[2], c);
-	_mm256_storeu_si256((__m256i *)st[3], d);
-#undef ADD
+	MD5X8_BLOCKS
 #undef STEP
 #undef STEP_F
 #undef STEP_G
 #undef STEP_H
 #undef STEP_I
 }
+
+/* The same with AVX-512VL on the same eight lanes: F, G, H and I are one
+ * vpternlogd each (the immediate is the function's truth table over
+ * b, c, d: F = b ? c : d is 0xca, G = d ? b : c is 0xe4, H = b ^ c ^ d is
+ * 0x96, I = c ^ (b | ~d) is 0x39) and the rotate is one vprold, which
+ * shortens the chain of dependent steps by about a third. */
+__attribute__((target("avx2,avx512f,avx512vl"))) static void
+md5x8_blocks_512(uint32_t st[4][8], const unsigned char *const p[8], const size_t step[8],
+		 size_t nblocks)
+{
+#define STEP(f, a, b, c, d, i, k, s) \
+	a = ADD(ADD(a, ADD(m[i], _mm256_set1_epi32((int)(k)))), \
+		_mm256_ternarylogic_epi32(b, c, d, TT_##f)); \
+	a = ADD(b, _mm256_rol_epi32(a, s));
+#define TT_F 0xca
+#define TT_G 0xe4
+#define TT_H 0x96
+#define TT_I 0x39
+	MD5X8_BLOCKS
+#undef STEP
+#undef TT_F
+#undef TT_G
+#undef TT_H
+#undef TT_I
+#undef ADD
+}
 #endif
+
+/* The path in use: forced (tests, benchmarks), else the best the CPU has. */
+static enum bb_md5_path forced;
+
+static enum bb_md5_path best_path(void)
+{
+#ifdef MD5X_AVX2
+	static enum bb_md5_path best;
+	if (best == BB_MD5_AUTO) {
+		__builtin_cpu_init();
+		best = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+			       ? BB_MD5_AVX512
+		       : __builtin_cpu_supports("avx2") ? BB_MD5_AVX2
+							: BB_MD5_SCALAR;
+	}
+	return best;
+#else
+	return BB_MD5_SCALAR;
+#endif
+}
+
+static enum bb_md5_path path_now(void)
+{
+	return forced != BB_MD5_AUTO ? forced : best_path();
+}
+
+int bb_md5_force_path(enum bb_md5_path p)
+{
+	if (p > best_path() || (p != BB_MD5_AUTO && p < BB_MD5_SCALAR))
+		return -1;
+	forced = p;
+	return 0;
+}
+
+const char *bb_md5_path_name(void)
+{
+	switch (path_now()) {
+	case BB_MD5_AVX512:
+		return "avx512vl";
+	case BB_MD5_AVX2:
+		return "avx2";
+	default:
+		return "scalar";
+	}
+}
 
 unsigned bb_md5_lanes(void)
 {
-#ifdef MD5X_AVX2
-	static int avx2 = -1;
-	if (avx2 < 0) {
-		__builtin_cpu_init();
-		avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-	}
-	if (avx2 && !force_scalar)
-		return BB_MD5_LANES;
-#endif
-	return 1;
-}
-
-void bb_md5_force_scalar(int on)
-{
-	force_scalar = on;
+	return path_now() == BB_MD5_SCALAR ? 1 : BB_MD5_LANES;
 }
 
 void bb_md5_init(struct bb_md5 *c)
@@ -269,7 +334,10 @@ void bb_md5_update_lanes(struct bb_md5 *const *c, const unsigned char *const *da
 			for (int w = 0; w < 4; w++)
 				st[w][j] = on ? c[j]->h[w] : 0;
 		}
-		md5x8_blocks(st, vp, step, nb);
+		if (path_now() == BB_MD5_AVX512)
+			md5x8_blocks_512(st, vp, step, nb);
+		else
+			md5x8_blocks(st, vp, step, nb);
 		for (unsigned j = 0; j < n; j++)
 			if (step[j]) {
 				for (int w = 0; w < 4; w++)

@@ -1,6 +1,6 @@
 /* MD5 for the stage-in's check of S3 ETags: one stream in portable C, or
  * several streams at once, one per 32-bit lane of the AVX2 registers, where
- * the CPU has AVX2.  MD5 is a chain of dependent steps, so one stream keeps
+ * the CPU has AVX2 (with AVX-512VL's instructions where it has those).  MD5 is a chain of dependent steps, so one stream keeps
  * a core's adders mostly waiting; eight streams in lockstep cost about what
  * one does (docs/origins.md, section 6).  The digests are MD5's (RFC 1321)
  * in either case; the unit test compares them with OpenSSL's. */
@@ -28,9 +28,21 @@ void bb_md5_final(struct bb_md5 *c, unsigned char out[16]);
 void bb_md5_update_lanes(struct bb_md5 *const *c, const unsigned char *const *data,
 			 const size_t *len, unsigned n);
 
-/* How many streams one pass hashes here: BB_MD5_LANES with AVX2, else 1.
- * bb_md5_force_scalar(1) makes it 1 (tests compare the two paths). */
+/* The paths, each a superset of the CPU features of the one before: */
+enum bb_md5_path {
+	BB_MD5_AUTO,   /* the best this CPU has (the default) */
+	BB_MD5_SCALAR, /* one stream at a time, portable C */
+	BB_MD5_AVX2,   /* eight streams in the lanes of AVX2 registers */
+	BB_MD5_AVX512  /* the same with AVX-512VL's rotate and three-input logic */
+};
+
+/* How many streams one pass hashes here: BB_MD5_LANES on a vector path,
+ * else 1. */
 unsigned bb_md5_lanes(void);
-void bb_md5_force_scalar(int on);
+/* Use path p (tests compare the paths; BB_MD5_AUTO: the best again); -1 if
+ * this CPU cannot.  Not thread-safe: set it before hashing. */
+int bb_md5_force_path(enum bb_md5_path p);
+/* "scalar", "avx2" or "avx512vl": the path in use. */
+const char *bb_md5_path_name(void);
 
 #endif

@@ -1,6 +1,6 @@
 /* Unit tests: MD5 of one stream and of several side by side (stage/md5x.c)
- * against RFC 1321's test suite and against OpenSSL's MD5, on both paths
- * (AVX2 lanes where the CPU has them, and the portable one). */
+ * against RFC 1321's test suite and against OpenSSL's MD5, on every path
+ * this CPU has (the portable one; AVX2 lanes; AVX-512VL lanes). */
 #include "config.h"
 
 #include <CUnit/Basic.h>
@@ -31,8 +31,9 @@ static void test_rfc(void)
 		"c3fcd3d76192e4007dfb496cca67e13b", "d174ab98d277d9f5a5611c2c9f419d9f",
 		"57edf4a22be3c955ac49da2e2107b67a",
 	};
-	for (int scalar = 0; scalar < 2; scalar++) {
-		bb_md5_force_scalar(scalar);
+	for (int path = BB_MD5_SCALAR; path <= BB_MD5_AVX512; path++) {
+		if (bb_md5_force_path(path) != 0)
+			continue;
 		/* One at a time, and all seven side by side. */
 		struct bb_md5 c[7], *cp[7];
 		const unsigned char *d[7];
@@ -59,7 +60,7 @@ static void test_rfc(void)
 			CU_ASSERT_STRING_EQUAL(h, want[i]);
 		}
 	}
-	bb_md5_force_scalar(0);
+	bb_md5_force_path(BB_MD5_AUTO);
 }
 
 /* 1 to 8 streams fed in random pieces (whole blocks, partial blocks, empty
@@ -68,14 +69,16 @@ static void test_random_lanes(void)
 {
 	const size_t per = 3u << 20;
 	unsigned char *buf = malloc(8 * per);
-	int bad = 0, runs = 0;
+	int bad = 0, runs = 0, paths = 0;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
 	srand(1321);
 	for (size_t i = 0; i < 8 * per; i++)
 		buf[i] = (unsigned char)(rand() >> 3);
-	for (int scalar = 0; scalar < 2; scalar++) {
-		bb_md5_force_scalar(scalar);
+	for (int path = BB_MD5_SCALAR; path <= BB_MD5_AVX512; path++) {
+		if (bb_md5_force_path(path) != 0)
+			continue;
+		paths++;
 		for (int it = 0; it < 200; it++) {
 			unsigned n = 1 + (unsigned)(it % 8);
 			struct bb_md5 c[8], *cp[8];
@@ -116,27 +119,38 @@ static void test_random_lanes(void)
 			}
 		}
 	}
-	bb_md5_force_scalar(0);
+	bb_md5_force_path(BB_MD5_AUTO);
 	CU_ASSERT_EQUAL(bad, 0);
-	printf("(%d digests of 1-8 streams on both paths, %d wrong; %u lanes here) ", runs, bad,
-	       bb_md5_lanes());
+	printf("(%d digests of 1-8 streams on %d paths, %d wrong; %s here) ", runs, paths, bad,
+	       bb_md5_path_name());
 	free(buf);
 }
 
-/* The lanes are what the CPU allows, and forcing the portable path works. */
+/* The best path is what the CPU allows, and forcing another works. */
 static void test_lanes(void)
 {
-	unsigned lanes = bb_md5_lanes();
+	const char *best = bb_md5_path_name();
 #if defined(__x86_64__)
 	__builtin_cpu_init();
-	CU_ASSERT_EQUAL(lanes, __builtin_cpu_supports("avx2") ? BB_MD5_LANES : 1u);
+	int avx2 = __builtin_cpu_supports("avx2");
+	int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+	CU_ASSERT_STRING_EQUAL(best, avx512 ? "avx512vl" : avx2 ? "avx2" : "scalar");
+	CU_ASSERT_EQUAL(bb_md5_lanes(), avx2 ? BB_MD5_LANES : 1u);
+	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_AVX2), avx2 ? 0 : -1);
+	if (avx2) {
+		CU_ASSERT_STRING_EQUAL(bb_md5_path_name(), "avx2");
+		CU_ASSERT_EQUAL(bb_md5_lanes(), BB_MD5_LANES);
+	}
+	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_AVX512), avx512 ? 0 : -1);
 #else
-	CU_ASSERT_EQUAL(lanes, 1u);
+	CU_ASSERT_STRING_EQUAL(best, "scalar");
+	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_AVX2), -1);
 #endif
-	bb_md5_force_scalar(1);
+	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_SCALAR), 0);
 	CU_ASSERT_EQUAL(bb_md5_lanes(), 1u);
-	bb_md5_force_scalar(0);
-	CU_ASSERT_EQUAL(bb_md5_lanes(), lanes);
+	CU_ASSERT_STRING_EQUAL(bb_md5_path_name(), "scalar");
+	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_AUTO), 0);
+	CU_ASSERT_STRING_EQUAL(bb_md5_path_name(), best);
 }
 
 int main(void)
