@@ -256,7 +256,7 @@ static enum bb_md5_path path_now(void)
 
 int bb_md5_force_path(enum bb_md5_path p)
 {
-	if (p > best_path() || (p != BB_MD5_AUTO && p < BB_MD5_SCALAR))
+	if (p > best_path())
 		return -1;
 	forced = p;
 	return 0;
