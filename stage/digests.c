@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -112,12 +111,9 @@ static void hash_pieces(struct hash_queue *q, struct hash_job **lane, unsigned n
 		char *b = q->buf + (size_t)i * HASH_PIECE;
 		uint64_t ready = final[i] - h->hashed;
 		size_t len = ready < HASH_PIECE ? (size_t)ready : HASH_PIECE;
-		ssize_t r = (ssize_t)len;
-		if (h->map)
-			b = (char *)h->map + h->hashed;
-		else
-			while ((r = pread(h->fd, b, len, (off_t)h->hashed)) < 0 && errno == EINTR)
-				;
+		ssize_t r;
+		while ((r = pread(h->fd, b, len, (off_t)h->hashed)) < 0 && errno == EINTR)
+			;
 		if (r <= 0) {
 			h->rc = BB_ESYS;
 			h->read_errno = r == 0 ? EIO : errno;
@@ -198,8 +194,6 @@ void si_hash_job_free(struct hash_job *h)
 		return;
 	EVP_MD_CTX_free(h->sha256);
 	free(h->part_done);
-	if (h->map)
-		munmap(h->map, h->size);
 	free(h);
 }
 
@@ -229,13 +223,12 @@ struct hash_job *si_hash_job_new(struct file_job *j, const struct bb_mentry *e, 
 		si_hash_job_free(h);
 		return NULL;
 	}
-	/* Read back through a mapping rather than pread: no copy of every
-	 * byte into a buffer (on s3rver's 4 x 1 GiB the stage-in's system
-	 * time fell from 6.5-7.1 s to 4.3-4.8 s).  The file is our own
-	 * temporary, and only bytes already written are read. */
-	h->map = mmap(NULL, h->size, PROT_READ, MAP_SHARED, h->fd, 0);
-	if (h->map == MAP_FAILED)
-		h->map = NULL; /* pread, as before */
+	/* Read back with pread into the thread's buffer, not through a
+	 * mapping of the file: the copy is bounded, a 1 MiB piece per lane
+	 * that MD5 then reads from the cache, while the mapping's cost (page
+	 * faults, and MD5's loads through 4 KiB pages) depends on the machine:
+	 * on a PVM guest it cost 3-4 s more CPU for s3rver's 4 x 1 GiB
+	 * (docs/origins.md, section 6). */
 	pthread_mutex_lock(&q->h.lock);
 	struct hash_job **pp = &q->jobs;
 	while (*pp)

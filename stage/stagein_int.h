@@ -37,7 +37,6 @@ struct hash_job {
 	struct bb_qnode back;     /* q->lock: handed back (q->h.back) */
 	struct file_job *j;
 	int fd;                   /* j's temporary file, open until j is handed back */
-	void *map;                /* the file mapped (read without a copy), or NULL: pread */
 	uint64_t size, chunk;
 	uint32_t parts;
 	uint8_t *part_done;       /* engine thread: range p completed */
