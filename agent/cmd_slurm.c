@@ -991,8 +991,25 @@ static int stage_out_as_user(const struct plan *p, void *arg)
 	const struct out_arg *oa = arg;
 	uint64_t files = 0, bytes = 0;
 	double t0 = now_s();
-	char line[4096], sz[32];
+	char line[4096], sz[32], path[PATH_MAX + 32];
 
+	/* The batch script never ran (mode=wait staging failed, or the agents
+	 * did not start; bbcache_spank wrote why): the job wrote nothing worth
+	 * copying, and each stage_out destination keeps what it had.  Not a
+	 * failed stage-out: nothing is kept on the node for it (epilog). */
+	snprintf(path, sizeof(path), "%s/.bbcache/script.not-run", p->job_dir);
+	char *why = slurp(path, NULL);
+	if (why) {
+		for (char *c = why; *c; c++)
+			if ((unsigned char)*c < ' ')
+				*c = ' ';
+		snprintf(line, sizeof(line), "skipped\tthe batch script did not run (%.3000s)\n",
+			 why);
+		free(why);
+		printf("bbcache: job %s: not staged out: %s", p->job, line + 8);
+		put_result(p, oa, line);
+		return 0;
+	}
 	for (size_t k = 0; k < p->spec.n_stage_out; k++) {
 		const struct bb_stage *st = &p->spec.stage_out[k];
 		struct bb_stage_opts so = {0};
@@ -1230,15 +1247,17 @@ static int cmd_data_out(struct sopts *o)
 			char *nl = strchr(r, '\n');
 			if (nl)
 				*nl = '\0';
-			int ok = !strncmp(r, "ok\t", 3);
+			int ok = !strncmp(r, "ok\t", 3), skipped = !strncmp(r, "skipped\t", 8);
 			if (ok)
 				printf("bbcache: job %s: stage-out done: %s\n", o->job, r + 3);
+			else if (skipped)
+				printf("bbcache: job %s: not staged out: %s\n", o->job, r + 8);
 			else
 				fprintf(stderr, "stage-out failed: %s; the data stays in the job's "
 						"directory on its node\n",
 					strchr(r, '\t') ? strchr(r, '\t') + 1 : r);
 			free(r);
-			return ok ? 0 : 1;
+			return ok || skipped ? 0 : 1;
 		}
 		if (now_s() - t0 > o->timeout) {
 			fprintf(stderr, "stage-out did not report within %.0f s (the job's batch step "

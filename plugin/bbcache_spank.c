@@ -708,6 +708,23 @@ out:
 	return rc;
 }
 
+/* The batch script will not run (why): say so in the job's directory, so
+ * that stage-out, at the end of the batch step, copies nothing out of a
+ * job that never ran (bbcache slurm stage-out reads this file).  In the
+ * task process, as the user; O_NOFOLLOW refuses a planted link. */
+static void mark_not_run(const struct job *job, const char *why)
+{
+	char path[PATH_MAX + 32];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/.bbcache/script.not-run", job->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, why, strlen(why)) != (ssize_t)strlen(why))
+		slurm_error(PFX "job %u: cannot write %s: %s", job->id, path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 /* `bbcache slurm wait`, as the user; the batch script runs only after it
  * succeeded. */
 static int wait_for_data(spank_t sp, const struct job *job)
@@ -722,8 +739,10 @@ static int wait_for_data(spank_t sp, const struct job *job)
 		extra[0] = "--timeout";
 		extra[1] = timeout;
 	}
-	if (plan_job_user(sp, &cp, "waiting for stage-in") != 0)
+	if (plan_job_user(sp, &cp, "waiting for stage-in") != 0) {
+		mark_not_run(job, "the wait for the staged data could not start (see the slurmd log)");
 		goto out;
+	}
 	bbcache_argv(&cp, "wait", job, extra);
 	cp.cwd = job->dir;
 	snprintf(what, sizeof(what), "job %u wait", job->id);
@@ -731,6 +750,7 @@ static int wait_for_data(spank_t sp, const struct job *job)
 		     why, sizeof(why)) != 0) {
 		slurm_error(PFX "job %u: the staged data is not ready, so the batch script "
 			    "does not run: %s", job->id, why);
+		mark_not_run(job, why);
 		goto out;
 	}
 	rc = 0;
@@ -804,6 +824,7 @@ BB_SPANK_EXPORT int slurm_spank_task_init(spank_t sp, int ac, char **av)
 		if (agents_failed) {
 			slurm_error(PFX "job %u: the bbcache agents did not start (see the "
 				    "slurmd log of this node); the batch script does not run", job.id);
+			mark_not_run(&job, "the bbcache agents did not start");
 			return -1;
 		}
 		if (wait_for_data(sp, &job) != 0)

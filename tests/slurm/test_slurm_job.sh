@@ -14,6 +14,8 @@
 #   D  scancel while staging: nothing is left (NVMe dir, /dev/shm segment,
 #      agent, controller state); meanwhile a second user can read neither
 #      the job's directory, its socket nor its shm segment.
+#   E  mode=wait staging fails on the node (a 403 after the listing): the
+#      script does not run and stage-out copies nothing out.
 #   +  sbatch refuses a disallowed origin and a cache over the site's limit;
 #      the S3 secret (only in the user's ~/.aws/credentials) appears nowhere:
 #      `scontrol show job -d`, bbstat, sacct if accounting exists, every
@@ -80,6 +82,9 @@ bb_make_dataset "$T/www/aset/big" 2 8M 4 # one whole GET each: 8.4 s
 bb_make_dataset "$T/www/stall" 2 8M 5
 head -c 5M /dev/urandom >"$T/www/blob.bin"
 head -c 4M /dev/urandom >"$T/www/slow/slowfile.bin"
+mkdir -p "$T/www/gone"
+head -c 1M /dev/urandom >"$T/www/gone/a-ok.bin"
+head -c 1M /dev/urandom >"$T/www/gone/b-bad.bin"
 s3 s3 mb s3://datasets >/dev/null || bb_die "s3 mb datasets"
 s3 s3 mb s3://runs >/dev/null || bb_die "s3 mb runs"
 s3 s3 sync --only-show-errors "$T/src/set" s3://datasets/set/ || bb_die "s3 sync"
@@ -91,7 +96,8 @@ SLOW_URL=$FAULT_URL
 # (a reader's on-demand fetch) pass at full speed, except under /stall/.
 bb_fault '[{"match": "/slow/*", "mode": "slow", "rate": 1000000, "range": false, "count": -1},
 	{"match": "/aset/*", "mode": "slow", "rate": 1000000, "range": false, "count": -1},
-	{"match": "/stall/*", "mode": "slow", "rate": 100000, "count": -1}]' "$SLOW_URL"
+	{"match": "/stall/*", "mode": "slow", "rate": 100000, "count": -1},
+	{"match": "/gone/*-bad.bin", "mode": "403", "count": -1}]' "$SLOW_URL"
 t_origins=$(now)
 
 # ---------------------------------------------------------------- slurm
@@ -634,6 +640,48 @@ else
 	fi
 	stD=$(wait_done "$D" 10)
 	eq "D: the job is CANCELLED" "$stD" CANCELLED
+fi
+
+# ---------------------------------------------------------------- job E
+echo "# E: mode=wait staging fails on the node: the script does not run, nothing is staged out"
+# The listing passes (data_in succeeds); the agent's GET of b-bad.bin gets
+# 403, after a-ok.bin is staged.  The stage_out source is the staged
+# directory itself: without the check, stage-out would copy a-ok.bin out.
+{
+	echo '#!/bin/sh'
+	echo '#SBATCH -t 1'
+	echo "#BB stage_in source=$SLOW_URL/gone/ destination=\$BB_JOB_DIR/gone type=directory mode=wait"
+	echo '#BB stage_out source=$BB_JOB_DIR/gone destination=s3://runs/E%j/ type=directory'
+	echo 'echo must-not-run'
+} >"$J/E.sh"
+submit E
+if [ -z "$jid" ]; then
+	bad "E: sbatch accepts the job: rc=$rc: $out"
+else
+	E=$jid
+	stE=$(wait_done "$E" 60)
+	snap_job "$E" E
+	eq "E: the job fails" "$stE" FAILED
+	check "E: the batch script never ran" sh -c "! grep -q must-not-run '$J/E.out' 2>/dev/null"
+	contains "E: the job's output says why (the 403 of b-bad.bin)" "$J/E.out" b-bad.bin
+	want="job $E: not staged out: the batch script did not run"
+	for i in $(seq 1 100); do
+		grep -qF "$want" "$SLURM_TOP/log/slurmctld.log" 2>/dev/null && break
+		sleep 0.1
+	done
+	if grep -F "$want" "$SLURM_TOP/log/slurmctld.log" 2>/dev/null | grep -q 'b-bad.bin'; then
+		ok "E: data_out says why nothing was staged out: $(grep -F "$want" "$SLURM_TOP/log/slurmctld.log" | tail -n 1 | sed 's/.*not staged out/not staged out/' | cut -c1-160)"
+	else
+		bad "E: data_out says why nothing was staged out (slurmctld.log):"
+		grep -F "job $E" "$SLURM_TOP/log/slurmctld.log" 2>/dev/null | tail -n 8 | sed 's/^/#   /'
+	fi
+	eq "E: nothing reached s3://runs/E$E/" \
+		"$(s3 s3 ls --recursive "s3://runs/E$E/" 2>/dev/null | wc -l)" 0
+	if gone_within 20 "$E"; then
+		ok "E: after the job nothing is left"
+	else
+		bad "E: after the job nothing is left:$left"
+	fi
 fi
 
 # ---------------------------------------------------------------- secrets
