@@ -227,8 +227,8 @@ struct hash_job *si_hash_job_new(struct file_job *j, const struct bb_mentry *e, 
 	 * mapping of the file: the copy is bounded, a 1 MiB piece per lane
 	 * that MD5 then reads from the cache, while the mapping's cost (page
 	 * faults, and MD5's loads through 4 KiB pages) depends on the machine:
-	 * on a PVM guest it cost 3-4 s more CPU for s3rver's 4 x 1 GiB
-	 * (docs/origins.md, section 6). */
+	 * on a PVM guest it cost 2.4-5.8 s more CPU (median 3.4 s) for
+	 * s3rver's 4 x 1 GiB (docs/origins.md, section 6). */
 	pthread_mutex_lock(&q->h.lock);
 	struct hash_job **pp = &q->jobs;
 	while (*pp)
