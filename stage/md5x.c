@@ -4,8 +4,10 @@
  * AVX2's instructions, and with AVX-512VL's). */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "stage/md5x.h"
 
@@ -93,32 +95,57 @@ static uint32_t le32(const unsigned char *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* nblocks blocks of 64 bytes at p into one stream's state h. */
-static void md5_blocks(uint32_t h[4], const unsigned char *p, size_t nblocks)
-{
-/* The sums are ordered so that what depends on b, the word made by the
+/* Scalar code, for one stream or for two to four side by side: the steps
+ * of n streams interleaved, so that a core's integer units run n chains at
+ * once (md5_blocks_x1 ... md5_blocks_x4).  h[j] is stream j's state; it
+ * reads nblocks blocks from p[j].  Where vector operations take two cycles
+ * (AMD's Zen 5), four streams in scalar code cost less than the vector
+ * lanes' pass; bb_md5_update_lanes picks by what it measured (below).
+ *
+ * The sums are ordered so that what depends on b, the word made by the
  * step before, comes last (a + m[i] + k is ready early); in G the two
- * terms have no bit in common, so | is +. */
-#define STEP(f, a, b, c, d, i, k, s) STEP_##f(a, b, c, d, m[i] + (uint32_t)(k), s)
+ * terms have no bit in common, so | is +.  EACH(x) is x for J = 0 to N - 1
+ * (a constant in each copy, so that the arrays stay in registers). */
+#define STEP(f, a, b, c, d, i, k, s) EACH(STEP_##f(a[J], b[J], c[J], d[J], m[J][i] + (uint32_t)(k), s))
 #define STEP_F(a, b, c, d, mk, s) a += mk; a += (d) ^ ((b) & ((c) ^ (d))); a = ROL(a, s) + b;
 #define STEP_G(a, b, c, d, mk, s) a += mk; a += (c) & ~(d); a += (b) & (d); a = ROL(a, s) + b;
 #define STEP_H(a, b, c, d, mk, s) a += mk; a += (b) ^ ((c) ^ (d)); a = ROL(a, s) + b;
 #define STEP_I(a, b, c, d, mk, s) a += mk; a += (c) ^ ((b) | ~(d)); a = ROL(a, s) + b;
-	for (; nblocks > 0; nblocks--, p += 64) {
-		uint32_t m[16], a = h[0], b = h[1], c = h[2], d = h[3];
-		for (int i = 0; i < 16; i++)
-			m[i] = le32(p + 4 * i);
-		MD5_STEPS
-		h[0] += a;
-		h[1] += b;
-		h[2] += c;
-		h[3] += d;
+#define EACH1(j, x) if ((j) < N) { enum { J = (j) < N ? (j) : 0 }; x }
+#define EACH(x) EACH1(0, x) EACH1(1, x) EACH1(2, x) EACH1(3, x)
+#define MD5_BLOCKS_X(n)                                                                         \
+	static void md5_blocks_x##n(uint32_t *const h[], const unsigned char *const pp[],      \
+				    size_t nblocks)                                             \
+	{                                                                                       \
+		enum { N = n };                                                                 \
+		const unsigned char *p[N];                                                      \
+		uint32_t a[N], b[N], c[N], d[N], m[N][16];                                      \
+		EACH(p[J] = pp[J];)                                                             \
+		for (; nblocks > 0; nblocks--) {                                                \
+			EACH(for (int i = 0; i < 16; i++) m[J][i] = le32(p[J] + 4 * i);         \
+			     p[J] += 64; a[J] = h[J][0]; b[J] = h[J][1]; c[J] = h[J][2];        \
+			     d[J] = h[J][3];)                                                   \
+			MD5_STEPS                                                               \
+			EACH(h[J][0] += a[J]; h[J][1] += b[J]; h[J][2] += c[J]; h[J][3] += d[J];) \
+		}                                                                               \
 	}
+MD5_BLOCKS_X(1)
+MD5_BLOCKS_X(2)
+MD5_BLOCKS_X(3)
+MD5_BLOCKS_X(4)
+#undef MD5_BLOCKS_X
+#undef EACH
+#undef EACH1
 #undef STEP
 #undef STEP_F
 #undef STEP_G
 #undef STEP_H
 #undef STEP_I
+
+/* nblocks blocks of 64 bytes at p into one stream's state h. */
+static void md5_blocks(uint32_t h[4], const unsigned char *p, size_t nblocks)
+{
+	md5_blocks_x1(&h, &p, nblocks);
 }
 
 #ifdef MD5X_AVX2
@@ -241,11 +268,11 @@ static enum bb_md5_path best_path(void)
 		best = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
 			       ? BB_MD5_AVX512
 		       : __builtin_cpu_supports("avx2") ? BB_MD5_AVX2
-							: BB_MD5_SCALAR;
+							: BB_MD5_ILP;
 	}
 	return best;
 #else
-	return BB_MD5_SCALAR;
+	return BB_MD5_ILP;
 #endif
 }
 
@@ -264,19 +291,171 @@ int bb_md5_force_path(enum bb_md5_path p)
 
 const char *bb_md5_path_name(void)
 {
-	switch (path_now()) {
-	case BB_MD5_AVX512:
-		return "avx512vl";
-	case BB_MD5_AVX2:
-		return "avx2";
-	default:
-		return "scalar";
-	}
+	static const char *const name[] = {
+		[BB_MD5_SCALAR] = "scalar", [BB_MD5_ILP] = "ilp", [BB_MD5_AVX2] = "avx2",
+		[BB_MD5_AVX512] = "avx512vl",
+	};
+	return name[path_now()];
 }
 
 unsigned bb_md5_lanes(void)
 {
 	return path_now() == BB_MD5_SCALAR ? 1 : BB_MD5_LANES;
+}
+
+/* ---- which code hashes how many streams ------------------------------------------
+ * A pass hashes the same number of blocks of each stream that has whole
+ * blocks: n streams (2 to 8) split into groups, first[n] of them side by
+ * side in scalar code (md5_blocks_x1 to x4), then the rest the same way
+ * (first[n - first[n]], ...), or, where first[n] is 0, all n in one pass
+ * of the vector lanes.  The vector pass costs the same for one stream as
+ * for eight; a scalar group's cost grows with its streams.  Which is
+ * cheaper depends on the CPU: on AMD's Zen 5, where a vector operation
+ * takes two cycles, four streams in scalar code cost 0.65 of the vector
+ * pass; where it takes one, the vector pass wins.  So the automatic choice
+ * measures each once (the CPU time of 256 blocks a stream, the least of
+ * seven tries) and splits n the cheapest way. */
+struct md5_plan {
+	unsigned char first[BB_MD5_LANES + 1];
+};
+
+static double cost_vector, cost_scalar[5]; /* ns per pass (auto), see md5_measure */
+
+static void scalar_pass(uint32_t *const *h, const unsigned char *const *p, unsigned k,
+			size_t nblocks)
+{
+	switch (k) {
+	case 1: md5_blocks_x1(h, p, nblocks); break;
+	case 2: md5_blocks_x2(h, p, nblocks); break;
+	case 3: md5_blocks_x3(h, p, nblocks); break;
+	default: md5_blocks_x4(h, p, nblocks); break;
+	}
+}
+
+#ifdef MD5X_AVX2
+/* One vector pass: k streams (k <= 8), nblocks blocks each, on path. */
+static void vector_pass(enum bb_md5_path path, uint32_t *const *h, const unsigned char *const *p,
+			unsigned k, size_t nblocks)
+{
+	static const unsigned char idle[64];
+	const unsigned char *vp[8];
+	size_t step[8];
+	uint32_t st[4][8];
+
+	for (unsigned j = 0; j < 8; j++) {
+		vp[j] = j < k ? p[j] : idle;
+		step[j] = j < k ? 64 : 0;
+		for (int w = 0; w < 4; w++)
+			st[w][j] = j < k ? h[j][w] : 0;
+	}
+	if (path == BB_MD5_AVX512)
+		md5x8_blocks_512(st, vp, step, nblocks);
+	else
+		md5x8_blocks(st, vp, step, nblocks);
+	for (unsigned j = 0; j < k; j++)
+		for (int w = 0; w < 4; w++)
+			h[j][w] = st[w][j];
+}
+#endif
+
+#define MEASURE_BLOCKS 256
+
+static double cpu_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+/* The CPU time of one pass of MEASURE_BLOCKS blocks: the vector lanes'
+ * (cost_vector; 0 without them) and k streams' in scalar code. */
+static void md5_measure(void)
+{
+	static unsigned char data[BB_MD5_LANES][MEASURE_BLOCKS * 64];
+	uint32_t st[BB_MD5_LANES][4] = {{0}}, *h[BB_MD5_LANES];
+	const unsigned char *p[BB_MD5_LANES];
+	enum bb_md5_path vec = best_path();
+
+	for (unsigned j = 0; j < BB_MD5_LANES; j++) {
+		memset(data[j], (int)(0x5a + j), sizeof(data[j]));
+		h[j] = st[j];
+		p[j] = data[j];
+	}
+	for (int k = 0; k <= 4; k++) {
+		double best = 1e30;
+		if (k == 0 && vec < BB_MD5_AVX2)
+			continue;
+		for (int t = 0; t < 7; t++) {
+			double t0 = cpu_ns();
+#ifdef MD5X_AVX2
+			if (k == 0)
+				vector_pass(vec, h, p, BB_MD5_LANES, MEASURE_BLOCKS);
+			else
+#endif
+				scalar_pass(h, p, (unsigned)k, MEASURE_BLOCKS);
+			double dt = cpu_ns() - t0;
+			if (dt < best)
+				best = dt;
+		}
+		if (k == 0)
+			cost_vector = best;
+		else
+			cost_scalar[k] = best;
+	}
+}
+
+/* first[n] for n = 1 to 8: the cheapest split of n streams, from costs
+ * (vector < 0: no vector pass; scalar[k] for a group of k). */
+static void plan_split(struct md5_plan *pl, double vector, const double scalar[5])
+{
+	double best[BB_MD5_LANES + 1] = {0};
+
+	for (unsigned n = 1; n <= BB_MD5_LANES; n++) {
+		best[n] = vector >= 0 ? vector : 1e30;
+		pl->first[n] = 0;
+		for (unsigned k = 1; k <= 4 && k <= n; k++)
+			if (scalar[k] + best[n - k] < best[n]) {
+				best[n] = scalar[k] + best[n - k];
+				pl->first[n] = (unsigned char)k;
+			}
+	}
+}
+
+static struct md5_plan auto_plan;
+static pthread_once_t auto_once = PTHREAD_ONCE_INIT;
+
+static void auto_plan_init(void)
+{
+	md5_measure();
+	plan_split(&auto_plan, best_path() >= BB_MD5_AVX2 ? cost_vector : -1, cost_scalar);
+}
+
+/* The plan of the path in use. */
+static const struct md5_plan *plan_now(void)
+{
+	static const struct md5_plan ilp = {{0, 1, 2, 3, 4, 4, 4, 4, 4}}; /* fours, then the rest */
+	static const struct md5_plan vector; /* all zero: one pass */
+
+	if (forced == BB_MD5_AUTO) {
+		pthread_once(&auto_once, auto_plan_init);
+		return &auto_plan;
+	}
+	return path_now() == BB_MD5_ILP ? &ilp : &vector; /* (BB_MD5_SCALAR never asks) */
+}
+
+int bb_md5_plan(unsigned n, double *vector_ns, double scalar_ns[5])
+{
+	const struct md5_plan *pl;
+
+	if (n < 1 || n > BB_MD5_LANES || path_now() == BB_MD5_SCALAR)
+		return -1;
+	pl = plan_now();
+	if (vector_ns)
+		*vector_ns = forced == BB_MD5_AUTO ? cost_vector : 0;
+	if (scalar_ns)
+		for (int k = 0; k < 5; k++)
+			scalar_ns[k] = forced == BB_MD5_AUTO ? cost_scalar[k] : 0;
+	return pl->first[n];
 }
 
 void bb_md5_init(struct bb_md5 *c)
@@ -311,42 +490,39 @@ void bb_md5_update_lanes(struct bb_md5 *const *c, const unsigned char *const *da
 				md5_blocks(c[i]->h, c[i]->buf, 1);
 		}
 	}
-#ifdef MD5X_AVX2
-	/* Then the whole blocks that two or more streams have, side by side. */
-	while (n > 1 && bb_md5_lanes() > 1) {
-		static const unsigned char idle[64];
-		const unsigned char *vp[8];
-		size_t step[8], nb = SIZE_MAX;
-		uint32_t st[4][8];
-		unsigned act = 0;
+	/* Then the whole blocks that two or more streams have, a pass at a
+	 * time in the plan's groups. */
+	const struct md5_plan *pl = n > 1 && bb_md5_lanes() > 1 ? plan_now() : NULL;
+	while (pl) {
+		uint32_t *h[BB_MD5_LANES];
+		const unsigned char *q[BB_MD5_LANES];
+		unsigned idx[BB_MD5_LANES], act = 0;
+		size_t nb = SIZE_MAX;
 		for (unsigned i = 0; i < n; i++)
 			if (left[i] >= 64) {
-				act++;
+				h[act] = c[i]->h;
+				q[act] = p[i];
+				idx[act++] = i;
 				if (left[i] / 64 < nb)
 					nb = left[i] / 64;
 			}
 		if (act < 2)
 			break;
-		for (unsigned j = 0; j < 8; j++) {
-			int on = j < n && left[j] >= 64;
-			vp[j] = on ? p[j] : idle;
-			step[j] = on ? 64 : 0;
-			for (int w = 0; w < 4; w++)
-				st[w][j] = on ? c[j]->h[w] : 0;
-		}
-		if (path_now() == BB_MD5_AVX512)
-			md5x8_blocks_512(st, vp, step, nb);
-		else
-			md5x8_blocks(st, vp, step, nb);
-		for (unsigned j = 0; j < n; j++)
-			if (step[j]) {
-				for (int w = 0; w < 4; w++)
-					c[j]->h[w] = st[w][j];
-				p[j] += 64 * nb;
-				left[j] -= 64 * nb;
+		for (unsigned g = 0, k; g < act; g += k) {
+			k = pl->first[act - g];
+#ifdef MD5X_AVX2
+			if (k == 0) {
+				vector_pass(path_now(), h + g, q + g, act - g, nb);
+				break;
 			}
-	}
 #endif
+			scalar_pass(h + g, q + g, k, nb);
+		}
+		for (unsigned j = 0; j < act; j++) {
+			p[idx[j]] += 64 * nb;
+			left[idx[j]] -= 64 * nb;
+		}
+	}
 	/* The rest one stream at a time; what is left is under a block. */
 	for (unsigned i = 0; i < n; i++) {
 		size_t nb = left[i] / 64;

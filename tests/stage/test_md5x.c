@@ -1,6 +1,7 @@
 /* Unit tests: MD5 of one stream and of several side by side (stage/md5x.c)
  * against RFC 1321's test suite and against OpenSSL's MD5, on every path
- * this CPU has (the portable one; AVX2 lanes; AVX-512VL lanes). */
+ * this CPU has (one stream in portable C; up to four interleaved in it;
+ * AVX2 lanes; AVX-512VL lanes) and on the automatic mix of them. */
 #include "config.h"
 
 #include <CUnit/Basic.h>
@@ -31,8 +32,8 @@ static void test_rfc(void)
 		"c3fcd3d76192e4007dfb496cca67e13b", "d174ab98d277d9f5a5611c2c9f419d9f",
 		"57edf4a22be3c955ac49da2e2107b67a",
 	};
-	for (int path = BB_MD5_SCALAR; path <= BB_MD5_AVX512; path++) {
-		if (bb_md5_force_path(path) != 0)
+	for (int path = BB_MD5_SCALAR; path <= BB_MD5_AVX512 + 1; path++) {
+		if (bb_md5_force_path(path > BB_MD5_AVX512 ? BB_MD5_AUTO : path) != 0)
 			continue;
 		/* One at a time, and all seven side by side. */
 		struct bb_md5 c[7], *cp[7];
@@ -75,8 +76,8 @@ static void test_random_lanes(void)
 	srand(1321);
 	for (size_t i = 0; i < 8 * per; i++)
 		buf[i] = (unsigned char)(rand() >> 3);
-	for (int path = BB_MD5_SCALAR; path <= BB_MD5_AVX512; path++) {
-		if (bb_md5_force_path(path) != 0)
+	for (int path = BB_MD5_SCALAR; path <= BB_MD5_AVX512 + 1; path++) {
+		if (bb_md5_force_path(path > BB_MD5_AVX512 ? BB_MD5_AUTO : path) != 0)
 			continue;
 		paths++;
 		for (int it = 0; it < 200; it++) {
@@ -121,8 +122,8 @@ static void test_random_lanes(void)
 	}
 	bb_md5_force_path(BB_MD5_AUTO);
 	CU_ASSERT_EQUAL(bad, 0);
-	printf("(%d digests of 1-8 streams on %d paths, %d wrong; %s here) ", runs, paths, bad,
-	       bb_md5_path_name());
+	printf("(%d digests of 1-8 streams on %d paths and the mix, %d wrong; %s here) ", runs,
+	       paths - 1, bad, bb_md5_path_name());
 	free(buf);
 }
 
@@ -134,7 +135,7 @@ static void test_lanes(void)
 	__builtin_cpu_init();
 	int avx2 = __builtin_cpu_supports("avx2");
 	int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-	CU_ASSERT_STRING_EQUAL(best, avx512 ? "avx512vl" : avx2 ? "avx2" : "scalar");
+	CU_ASSERT_STRING_EQUAL(best, avx512 ? "avx512vl" : avx2 ? "avx2" : "ilp");
 	CU_ASSERT_EQUAL(bb_md5_lanes(), avx2 ? BB_MD5_LANES : 1u);
 	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_AVX2), avx2 ? 0 : -1);
 	if (avx2) {
@@ -143,14 +144,59 @@ static void test_lanes(void)
 	}
 	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_AVX512), avx512 ? 0 : -1);
 #else
-	CU_ASSERT_STRING_EQUAL(best, "scalar");
+	CU_ASSERT_STRING_EQUAL(best, "ilp");
 	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_AVX2), -1);
 #endif
+	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_ILP), 0);
+	CU_ASSERT_EQUAL(bb_md5_lanes(), BB_MD5_LANES);
+	CU_ASSERT_STRING_EQUAL(bb_md5_path_name(), "ilp");
 	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_SCALAR), 0);
 	CU_ASSERT_EQUAL(bb_md5_lanes(), 1u);
 	CU_ASSERT_STRING_EQUAL(bb_md5_path_name(), "scalar");
 	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_AUTO), 0);
 	CU_ASSERT_STRING_EQUAL(bb_md5_path_name(), best);
+}
+
+/* How each path splits n streams: in portable C, groups of four and then
+ * the rest; on a vector path, one pass; automatically, the cheapest split
+ * by the costs it measured (checked here against those costs). */
+static void test_plan(void)
+{
+	double vec, sc[5];
+
+	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_SCALAR), 0);
+	CU_ASSERT_EQUAL(bb_md5_plan(4, NULL, NULL), -1);
+	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_ILP), 0);
+	for (unsigned n = 1; n <= BB_MD5_LANES; n++)
+		CU_ASSERT_EQUAL(bb_md5_plan(n, &vec, sc), (int)(n < 4 ? n : 4));
+	CU_ASSERT_EQUAL(bb_md5_plan(0, NULL, NULL), -1);
+	CU_ASSERT_EQUAL(bb_md5_plan(BB_MD5_LANES + 1, NULL, NULL), -1);
+	CU_ASSERT_EQUAL(vec, 0);
+	if (bb_md5_force_path(BB_MD5_AVX2) == 0)
+		for (unsigned n = 2; n <= BB_MD5_LANES; n++)
+			CU_ASSERT_EQUAL(bb_md5_plan(n, NULL, NULL), 0);
+	CU_ASSERT_EQUAL(bb_md5_force_path(BB_MD5_AUTO), 0);
+	int vector = strcmp(bb_md5_path_name(), "ilp") != 0;
+	double cost[BB_MD5_LANES + 1] = {0};
+	for (unsigned n = 1; n <= BB_MD5_LANES; n++) {
+		int k = bb_md5_plan(n, &vec, sc);
+		CU_ASSERT(k >= 0 && k <= 4 && (unsigned)k <= n);
+		CU_ASSERT(k > 0 || vector);
+		CU_ASSERT(vector ? vec > 0 : vec == 0);
+		for (int j = 1; j <= 4; j++)
+			CU_ASSERT(sc[j] > 0);
+		/* No split is cheaper than the chosen one. */
+		cost[n] = k == 0 ? vec : sc[k] + cost[n - (unsigned)k];
+		for (unsigned j = 1; j <= 4 && j <= n; j++)
+			CU_ASSERT(cost[n] <= sc[j] + cost[n - j]);
+		if (vector)
+			CU_ASSERT(cost[n] <= vec);
+		if (n == BB_MD5_LANES)
+			printf("(measured: vector pass %.0f ns, portable C 1-4 streams %.0f/%.0f/%.0f/%.0f "
+			       "ns; 4 streams: %s) ",
+			       vec, sc[1], sc[2], sc[3], sc[4],
+			       bb_md5_plan(4, NULL, NULL) ? "portable C" : "vector");
+	}
 }
 
 int main(void)
@@ -163,6 +209,7 @@ int main(void)
 	CU_add_test(s, "RFC 1321 test suite", test_rfc);
 	CU_add_test(s, "1-8 streams against OpenSSL", test_random_lanes);
 	CU_add_test(s, "lanes", test_lanes);
+	CU_add_test(s, "plan", test_plan);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
