@@ -129,6 +129,8 @@ static void hash_pieces(struct hash_queue *q, struct hash_job **lane, unsigned n
 		h->hashed += (uint64_t)r;
 	}
 	bb_md5_update_lanes(ctx, data, dlen, nm);
+	for (unsigned i = 0; i < nm; i++)
+		q->side[nm] += dlen[i];
 }
 
 /* The hashing thread's step (h.lock held): hand back a file whose every
@@ -183,7 +185,21 @@ static int hasher_start(struct hash_queue *q, struct bb_engine *eng)
 /* After the engine's last request: nothing is left with the thread. */
 void si_hasher_stop(struct hash_queue *q)
 {
+	uint64_t all = 0;
+
 	bb_helper_stop(&q->h);
+	for (unsigned n = 1; n <= BB_MD5_LANES; n++)
+		all += q->side[n];
+	if (all) { /* how well the files were fed side by side (section 5 of origins.md) */
+		char line[200];
+		int len = 0;
+		for (unsigned n = 1; n <= BB_MD5_LANES && len < (int)sizeof(line); n++)
+			if (q->side[n])
+				len += snprintf(line + len, sizeof(line) - (size_t)len, ", %u at a time %.0f%%",
+						n, 100.0 * (double)q->side[n] / (double)all);
+		bb_debug("MD5 of %.1f MiB in ranges%s", (double)all / 1048576, line);
+		memset(q->side, 0, sizeof(q->side));
+	}
 	free(q->buf);
 	q->buf = NULL;
 }

@@ -288,6 +288,10 @@ static void pump(struct stage_run *run)
 		start_file(run, i);
 	}
 	run->pumping = 0;
+	/* The ranges of the files started here go out in turn from the first:
+	 * fed as each file started, the first would take the whole window. */
+	if (run->feed.head)
+		feed(run);
 }
 
 /* Every request of j has ended (or will never be sent). */
@@ -581,7 +585,8 @@ static void start_file(struct stage_run *run, uint32_t idx)
 	 * side (not for bbcached's reads, which want their file first). */
 	if (parts > 1 && ((j->hj && fed) || (j->rs && run->n_rq > 1 && !run->prio && !run->x))) {
 		feed_append(run, j);
-		feed(run);
+		if (!run->pumping)
+			feed(run);
 		return;
 	}
 	for (uint32_t p = 0; p < parts; p++) {

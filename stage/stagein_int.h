@@ -64,6 +64,7 @@ struct hash_queue {
 	struct hash_job *jobs;    /* h.lock */
 	unsigned lanes;           /* files hashed in one pass (bb_md5_lanes()) */
 	char *buf;                /* hashing thread: lanes * HASH_PIECE */
+	uint64_t side[BB_MD5_LANES + 1]; /* hashing thread: bytes hashed n files at a time */
 };
 
 /* The writer thread: small files are received into memory and written,
