@@ -1,7 +1,8 @@
 /* MD5 (RFC 1321), one stream or several side by side; see md5x.h.  Written
  * from the RFC: the 64 steps are listed once (MD5_STEPS) and expanded three
- * times, on 32-bit words and on vectors of eight words, one per stream (with
- * AVX2's instructions, and with AVX-512VL's). */
+ * times: on 32-bit words, for one to four streams interleaved, and on
+ * vectors of eight words, one per stream (with AVX2's instructions, and
+ * with AVX-512VL's). */
 #include "config.h"
 
 #include <pthread.h>
@@ -99,8 +100,9 @@ static uint32_t le32(const unsigned char *p)
  * of n streams interleaved, so that a core's integer units run n chains at
  * once (md5_blocks_x1 ... md5_blocks_x4).  h[j] is stream j's state; it
  * reads nblocks blocks from p[j].  Where vector operations take two cycles
- * (AMD's Zen 5), four streams in scalar code cost less than the vector
- * lanes' pass; bb_md5_update_lanes picks by what it measured (below).
+ * (the AMD EPYC of docs/origins.md), four streams in scalar code cost less
+ * than the vector lanes' pass; bb_md5_update_lanes picks by what it
+ * measured (below).
  *
  * The sums are ordered so that what depends on b, the word made by the
  * step before, comes last (a + m[i] + k is ready early); in G the two
@@ -310,11 +312,12 @@ unsigned bb_md5_lanes(void)
  * (first[n - first[n]], ...), or, where first[n] is 0, all n in one pass
  * of the vector lanes.  The vector pass costs the same for one stream as
  * for eight; a scalar group's cost grows with its streams.  Which is
- * cheaper depends on the CPU: on AMD's Zen 5, where a vector operation
- * takes two cycles, four streams in scalar code cost 0.65 of the vector
- * pass; where it takes one, the vector pass wins.  So the automatic choice
- * measures each once (the CPU time of 256 blocks a stream, the least of
- * seven tries) and splits n the cheapest way. */
+ * cheaper depends on the CPU: on the AMD EPYC of docs/origins.md (section
+ * 6), where a vector operation takes two cycles, four streams in scalar
+ * code cost 0.74 of the vector pass, two 0.49; where vector operations
+ * take one cycle, the vector pass costs about half as much.  So the
+ * automatic choice measures each once (the CPU time of 256 blocks a
+ * stream, the least of seven tries) and splits n the cheapest way. */
 struct md5_plan {
 	unsigned char first[BB_MD5_LANES + 1];
 };
