@@ -582,11 +582,10 @@ static void start_file(struct stage_run *run, uint32_t idx)
 			j->hj = si_hash_job_new(j, &e, parts, md5, sha256, fed);
 	}
 	/* Ranges of several files in turn: their range writers work side by
-	 * side (not for bbcached's reads, which want their file first). */
+	 * side (not for bbcached's reads, which want their file first).  pump,
+	 * which started this file, sends them when it has started the others. */
 	if (parts > 1 && ((j->hj && fed) || (j->rs && run->n_rq > 1 && !run->prio && !run->x))) {
 		feed_append(run, j);
-		if (!run->pumping)
-			feed(run);
 		return;
 	}
 	for (uint32_t p = 0; p < parts; p++) {
