@@ -32,8 +32,10 @@ static double cpu_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+#define OPENSSL (-1) /* a variant: OpenSSL's MD5, one file after the other */
+
 /* Seconds of CPU to hash pieces x 1 MiB of each of n files on path p
- * (-1: OpenSSL, one file after the other). */
+ * (or OPENSSL). */
 static double run(int p, unsigned n, unsigned pieces, unsigned char *buf)
 {
 	struct bb_md5 c[BB_MD5_LANES], *cp[BB_MD5_LANES];
@@ -42,7 +44,7 @@ static double run(int p, unsigned n, unsigned pieces, unsigned char *buf)
 	unsigned char out[16];
 	double t0;
 
-	if (p < 0) {
+	if (p == OPENSSL) {
 		EVP_MD_CTX *e = EVP_MD_CTX_new();
 		t0 = cpu_s();
 		for (unsigned i = 0; i < n; i++) {
@@ -85,9 +87,15 @@ int main(int argc, char **argv)
 	unsigned mib = argc > 1 ? (unsigned)atoi(argv[1]) : 64;
 	int rounds = argc > 2 ? atoi(argv[2]) : 3;
 	unsigned char *buf = malloc((size_t)BB_MD5_LANES * PIECE);
-	/* The variants: automatic, one at a time, interleaved, vector, OpenSSL. */
-	const int var[] = {BB_MD5_AUTO, BB_MD5_SCALAR, BB_MD5_ILP, 0 /* vp */, -1};
+	/* The variants: automatic, one at a time, interleaved, the best vector
+	 * path (none: BB_MD5_AUTO, not run), OpenSSL. */
+	int vp = bb_md5_force_path(BB_MD5_AVX512) == 0 ? BB_MD5_AVX512
+		 : bb_md5_force_path(BB_MD5_AVX2) == 0 ? BB_MD5_AVX2
+							: BB_MD5_AUTO;
+	const int var[] = {BB_MD5_AUTO, BB_MD5_SCALAR, BB_MD5_ILP, vp, OPENSSL};
 	double vec, sc[5];
+
+	bb_md5_force_path(BB_MD5_AUTO);
 
 	if (!buf || mib < 1 || rounds < 1 || rounds > MAXR) {
 		fprintf(stderr, "usage: bench_md5 [MIB_PER_FILE [ROUNDS (1-%d)]]\n", MAXR);
@@ -95,14 +103,10 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < (size_t)BB_MD5_LANES * PIECE; i++)
 		buf[i] = (unsigned char)(i * 2654435761u >> 13);
-	const char *best = bb_md5_path_name();
-	int vp = strcmp(best, "avx512vl") == 0 ? BB_MD5_AVX512
-		 : strcmp(best, "avx2") == 0   ? BB_MD5_AVX2
-					       : -2;
 	bb_md5_plan(4, &vec, sc);
 	printf("bench_md5: %u MiB per file, median of %d rounds, CPU time; vector path here: %s\n",
-	       mib, rounds, vp == -2 ? "none" : best);
-	if (vp != -2)
+	       mib, rounds, vp != BB_MD5_AUTO ? bb_md5_path_name() : "none");
+	if (vp != BB_MD5_AUTO)
 		printf("measured by the automatic choice (256 blocks a file): vector pass %.0f us, "
 		       "portable C 1-4 files %.0f/%.0f/%.0f/%.0f us\n",
 		       vec / 1e3, sc[1] / 1e3, sc[2] / 1e3, sc[3] / 1e3, sc[4] / 1e3);
@@ -113,9 +117,7 @@ int main(int argc, char **argv)
 		char split[32] = "";
 		for (int r = 0; r < rounds; r++)
 			for (int v = 0; v < 5; v++)
-				t[v][r] = v != 3 ? run(var[v], n, mib, buf)
-					  : vp != -2 ? run(vp, n, mib, buf)
-						     : -1;
+				t[v][r] = v == 3 && vp == BB_MD5_AUTO ? -1 : run(var[v], n, mib, buf);
 		for (int v = 0; v < 5; v++) {
 			qsort(t[v], (size_t)rounds, sizeof(double), cmp);
 			med[v] = t[v][rounds / 2];
