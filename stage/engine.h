@@ -89,8 +89,8 @@ int bb_engine_pending(const struct bb_engine *e);
 /* Work that is done outside the engine but ends in its thread (stage-in's
  * hashing thread): drain(arg) runs in the engine's thread on every turn of
  * bb_engine_run() and returns how many such items are still out; run() does
- * not return while any is, and waits for them in curl_multi_poll, which
- * bb_engine_wakeup() (safe from any thread) ends.  NULL: none. */
+ * not return while any is, and waits for them with the sockets, a wait
+ * that bb_engine_wakeup() (safe from any thread) ends.  NULL: none. */
 void bb_engine_set_drain(struct bb_engine *e, unsigned (*drain)(void *arg), void *arg);
 void bb_engine_wakeup(struct bb_engine *e);
 
