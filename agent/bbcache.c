@@ -53,7 +53,7 @@ void usage(FILE *f)
 	fprintf(f, "usage: bbcache stage-in SOURCE DEST [--type file|directory] [--verify etag|sha256|none]\n"
 		   "                [--include GLOB] [--exclude GLOB] [--jobs N] [--json] [--manifest PATH]\n"
 		   "                [--chunk SIZE] [--retries N] [--stall-timeout SEC] [--no-progress] [--conf FILE]\n"
-		   "                [--no-sign-request] [--no-verify-tls] [--shm SIZE --job ID] [--async --job ID]\n"
+		   "                [--no-sign-request] [--no-verify-tls] [--buffered] [--shm SIZE --job ID] [--async --job ID]\n"
 		   "       bbcache stage-out SRC DEST [--jobs N] [--json] [--chunk SIZE] [--include GLOB] [--exclude GLOB]\n"
 		   "       bbcache ls [--json] DEST|MANIFEST [PATH]\n"
 		   "       bbcache stat [--json] DEST|MANIFEST PATH\n"

@@ -101,7 +101,8 @@ static int stage_cmd(int argc, char **argv, int out)
 		{"no-verify-tls", no_argument, NULL, 'T'}, {"replicas", required_argument, NULL, 'R'},
 		{"shm", required_argument, NULL, 'S'},     {"job", required_argument, NULL, 'J' + 256},
 		{"async", no_argument, NULL, 'A'},          {"no-sign-request", no_argument, NULL, 'N' + 256},
-		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+		{"buffered", no_argument, NULL, 'B' + 256}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
 	struct bb_stage_opts o = {0};
 	struct bb_stage_summary s;
 	struct bb_conf conf;
@@ -173,6 +174,9 @@ static int stage_cmd(int argc, char **argv, int out)
 			break;
 		case 'T':
 			o.no_verify_tls = 1;
+			break;
+		case 'B' + 256:
+			o.buffered = 1;
 			break;
 		case 'R':
 			break; /* replicas: used by the MPI layer; one node here */

@@ -26,6 +26,7 @@ struct bb_stage_opts {
 	int max_attempts;           /* per request; 0: engine default */
 	int stall_timeout_s;        /* 0: engine default */
 	int no_verify_tls;          /* --no-verify-tls */
+	int buffered;               /* --buffered: large files through the page cache, not O_DIRECT */
 	uint64_t shm_bytes;         /* nonzero: also load every file into the job's shm cache */
 	uint64_t job_id;            /* the cache segment's job id (with shm_bytes) */
 	uint32_t block_size;        /* manifest/cache block size; 0: 4 MiB */

@@ -178,6 +178,9 @@ void si_file_finish(struct file_job *j)
 		si_writer_push(&run->wq, j);
 		return;
 	}
+	if (j->dfd >= 0)
+		close(j->dfd);
+	j->dfd = -1;
 	si_verify_digests(j, &e);
 	if (!j->failed)
 		load_shm(run, j, &e);
@@ -517,7 +520,7 @@ static void start_file(struct stage_run *run, uint32_t idx)
 	j->tmp[0] = j->err[0] = '\0';
 	j->run = run;
 	j->idx = idx;
-	j->fd = -1;
+	j->fd = j->dfd = -1;
 	j->size = e.size;
 	j->mtime_ns = e.mtime_ns;
 	j->one = (struct part_ref){j, 0};
@@ -577,7 +580,7 @@ static void start_file(struct stage_run *run, uint32_t idx)
 		 * copy of every byte) cost s3rver's 4 x 1 GiB more than it
 		 * gave (docs/origins.md, section 5). */
 		if (!md5 || !run->few_cpus)
-			si_range_file_start(j, parts);
+			si_range_file_start(j, parts, !md5 && !sha256 && !run->shm && !run->x);
 		if (md5 || sha256)
 			j->hj = si_hash_job_new(j, &e, parts, md5, sha256, fed);
 	}
@@ -637,7 +640,10 @@ static int transfer(struct stage_run *run, struct bb_engine *eng, int max_parall
 	run->feed_max = max_parallel + max_parallel / 4 + 1;
 	long cpus = usable_cpus();
 	run->few_cpus = cpus < 4;
-	run->n_rq = cpus < 2 ? 1 : cpus < SI_RANGE_WRITERS ? (unsigned)cpus : SI_RANGE_WRITERS;
+	/* O_DIRECT writes wait for the disk, not a CPU: all the threads. */
+	run->direct = !run->o->buffered && !run->shm && !run->x;
+	run->n_rq = run->direct || cpus >= SI_RANGE_WRITERS ? SI_RANGE_WRITERS
+		    : cpus < 2 ? 1 : (unsigned)cpus;
 	run->slots = calloc(2 * (size_t)run->max_active, sizeof(*run->slots));
 	if (!run->slots)
 		return BB_ENOMEM;

@@ -91,7 +91,7 @@ struct range_block {
 	struct part_ref *ref;     /* its file and range */
 	uint64_t off;             /* where data goes in the file */
 	size_t len;
-	char *data;               /* RANGE_BLOCK bytes; NULL: the range's end marker */
+	char *data;               /* q->block bytes, page-aligned; NULL: the range's end marker */
 };
 
 /* One range of a file the range writer writes.  Engine thread's, unless
@@ -123,6 +123,8 @@ struct range_queue {
 	unsigned max_blocks;      /* the pool's share of this queue */
 	int no_alloc;             /* h.lock: malloc failed, make do with n_blocks */
 	struct bb_dlist filling;  /* engine thread: blocks being filled */
+	size_t block;             /* bytes of each block */
+	uint64_t direct_bytes, paged_bytes; /* the thread's: written O_DIRECT / not */
 };
 
 /* A file in flight.  Owned by the engine's thread, except while a helper
@@ -133,6 +135,7 @@ struct file_job {
 	struct bb_qnode qn;       /* the writer thread's queue, then handed back */
 	uint32_t idx;             /* manifest entry */
 	int fd;
+	int dfd;                  /* the same file, O_DIRECT, for the range writer; -1 none */
 	uint32_t parts_left;
 	int failed;
 	int rc;
@@ -197,6 +200,7 @@ struct stage_run {
 	struct bb_dlist feed;     /* files with ranges still to send, in turn */
 	int feed_max;             /* send while fewer requests than this are in the engine */
 	int few_cpus;             /* fewer than 4 usable: no range writer for MD5-checked files */
+	int direct;               /* the range writers may write O_DIRECT (writer.c) */
 	int feeding;
 };
 
@@ -229,7 +233,7 @@ int si_writer_start(struct write_queue *q, struct bb_engine *eng);
 void si_writer_push(struct write_queue *q, struct file_job *j);
 unsigned si_writer_drain(struct stage_run *run);
 void si_writer_stop(struct write_queue *q);
-void si_range_file_start(struct file_job *j, uint32_t parts);
+void si_range_file_start(struct file_job *j, uint32_t parts, int direct);
 int si_range_data(struct file_job *j, struct part_ref *ref, const char *buf, size_t n,
 		  uint64_t off);
 void si_range_reset(struct file_job *j, struct part_ref *ref);

@@ -18,7 +18,9 @@
 #include "stage/stagein_int.h"
 
 #define RANGE_BLOCK (256u << 10)  /* the range writer's blocks (one range's bytes each)... */
+#define RANGE_BLOCK_DIRECT (512u << 10) /* ...in a run that writes O_DIRECT... */
 #define RANGE_POOL (64u << 20)    /* ...of which at most this many bytes exist */
+#define DIO_ALIGN 4096u           /* O_DIRECT: offsets, lengths and buffers aligned so */
 
 /* How the writer thread names a file it wrote unnamed (O_TMPFILE). */
 enum {
@@ -303,7 +305,20 @@ unsigned si_writer_drain(struct stage_run *run)
  * FIFO), which rewrites the whole range.  Blocks of RANGE_BLOCK rather than
  * 1 MiB: every range in flight holds one partly filled block, and with
  * --jobs 64 these should be a small part of the pool (measured, 1 MiB
- * blocks also cost about twice the system time). */
+ * blocks also cost about twice the system time).
+ *
+ * A file that nothing reads back while it is staged (no digest computed
+ * from the file, no --shm, not bbcached's) is written with O_DIRECT: its
+ * bytes go from the block to the disk, not into newly allocated page-cache
+ * pages.  On the test VM, filling fresh page cache cost up to 3.5 s of
+ * system time per GiB (dd: 4 GiB buffered in 14.9 s, O_DIRECT 1.5-1.8 s);
+ * nginx's 4 x 1 GiB took 7.1-7.3 s buffered, 3.2-3.5 s direct.  A direct
+ * write waits for the device, not the CPU, so such a run has all
+ * SI_RANGE_WRITERS threads and blocks of RANGE_BLOCK_DIRECT (fewer, larger
+ * writes).  Only whole aligned pages go direct; a file's last partial page,
+ * or a range that does not start on a page (an odd --chunk), goes through
+ * the page cache, and so does everything when the file system refuses
+ * O_DIRECT (open or the first write fails with EINVAL). */
 
 /* The range writer's step (h.lock held): write the next block, or hand
  * back the next end marker. */
@@ -320,15 +335,27 @@ static int range_writer_step(struct bb_helper *hp)
 		bb_helper_give_back(hp, n);
 		return 1;
 	}
-	int rc = rs->rc, fd = b->ref->j->fd; /* a range that failed writes no more */
+	struct file_job *j = b->ref->j;
+	int rc = rs->rc; /* a range that failed writes no more */
 	q->busy = 1;
 	pthread_mutex_unlock(&hp->lock);
+	/* Whole aligned pages go straight to the disk when the file has its
+	 * O_DIRECT descriptor; the last partial page through the page cache. */
+	size_t direct = j->dfd >= 0 && b->off % DIO_ALIGN == 0 ? b->len & ~(size_t)(DIO_ALIGN - 1) : 0;
 	for (size_t done = 0; rc == BB_OK && done < b->len;) {
-		ssize_t w = pwrite(fd, b->data + done, b->len - done, (off_t)(b->off + done));
+		int d = done < direct;
+		ssize_t w = pwrite(d ? j->dfd : j->fd, b->data + done, (d ? direct : b->len) - done,
+				   (off_t)(b->off + done));
+		if (w < 0 && d && errno == EINVAL) {
+			direct = 0; /* the file system refuses it after all */
+			continue;
+		}
 		if (w < 0 && errno != EINTR)
 			rc = errno == ENOSPC || errno == EDQUOT ? BB_ENOSPC : BB_ESYS;
-		else if (w > 0)
+		else if (w > 0) {
 			done += (size_t)w;
+			*(d ? &q->direct_bytes : &q->paged_bytes) += (uint64_t)w;
+		}
 	}
 	pthread_mutex_lock(&hp->lock);
 	q->busy = 0;
@@ -343,6 +370,18 @@ static int range_writer_step(struct bb_helper *hp)
 	return 1;
 }
 
+/* A block: its data page-aligned (for O_DIRECT), the header after it, one
+ * allocation that free(b->data) releases. */
+static struct range_block *range_block_new(size_t size)
+{
+	void *mem;
+	if (posix_memalign(&mem, DIO_ALIGN, size + sizeof(struct range_block)) != 0)
+		return NULL;
+	struct range_block *b = (struct range_block *)((char *)mem + size);
+	b->data = mem;
+	return b;
+}
+
 /* Range writer i of run, started if it is not yet; NULL if it cannot be. */
 static struct range_queue *range_writer_start(struct stage_run *run, unsigned i)
 {
@@ -351,7 +390,8 @@ static struct range_queue *range_writer_start(struct stage_run *run, unsigned i)
 	if (q->h.started || q->h.broken)
 		return q->h.started ? q : NULL;
 	bb_fifo_init(&q->fifo);
-	q->max_blocks = RANGE_POOL / RANGE_BLOCK / run->n_rq; /* the pool, shared */
+	q->block = run->direct ? RANGE_BLOCK_DIRECT : RANGE_BLOCK;
+	q->max_blocks = RANGE_POOL / q->block / run->n_rq; /* the pool, shared */
 	if (pthread_cond_init(&q->space, NULL) != 0)
 		q->h.broken = 1;
 	else if (bb_helper_start(&q->h, run->org.eng, range_writer_step) == BB_OK) {
@@ -375,25 +415,33 @@ static void range_writer_stop(struct range_queue *q)
 	pthread_cond_destroy(&q->space);
 	while ((d = q->filling.head)) { /* none, unless a request never ended */
 		bb_dlist_remove(&q->filling, d);
-		free(bb_container_of(d, struct range_block, fill_link));
+		free(bb_container_of(d, struct range_block, fill_link)->data);
 	}
 	while ((n = q->free)) {
 		q->free = n->next;
-		free(bb_container_of(n, struct range_block, qn));
+		free(bb_container_of(n, struct range_block, qn)->data);
 	}
 	q->n_blocks = 0;
 }
 
 void si_range_writers_stop(struct stage_run *run)
 {
-	for (unsigned i = 0; i < run->n_rq; i++)
+	uint64_t direct = 0, paged = 0;
+	for (unsigned i = 0; i < run->n_rq; i++) {
 		range_writer_stop(&run->rq[i]);
+		direct += run->rq[i].direct_bytes;
+		paged += run->rq[i].paged_bytes;
+		run->rq[i].direct_bytes = run->rq[i].paged_bytes = 0;
+	}
+	if (direct || paged)
+		bb_debug("range writers: %llu bytes written O_DIRECT, %llu through the page cache",
+			 (unsigned long long)direct, (unsigned long long)paged);
 }
 
 /* Give file j of `parts` ranges (refs made) to the next range writer in
  * turn; else (no thread) file_data writes its bytes as they arrive, as for
  * any file. */
-void si_range_file_start(struct file_job *j, uint32_t parts)
+void si_range_file_start(struct file_job *j, uint32_t parts, int direct)
 {
 	struct stage_run *run = j->run;
 	struct range_queue *q = range_writer_start(run, run->next_rq);
@@ -401,6 +449,8 @@ void si_range_file_start(struct file_job *j, uint32_t parts)
 	if (!q || !(j->rs = calloc(parts, sizeof(*j->rs))))
 		return;
 	j->rq = q;
+	if (direct && run->direct)
+		j->dfd = open(j->tmp, O_WRONLY | O_DIRECT | O_CLOEXEC | O_NOFOLLOW);
 	run->next_rq = (run->next_rq + 1) % run->n_rq;
 }
 
@@ -435,10 +485,9 @@ static struct range_block *range_block_get(struct range_queue *q, struct part_re
 	while (!q->free) {
 		if (!q->no_alloc && q->n_blocks < q->max_blocks) {
 			pthread_mutex_unlock(&q->h.lock);
-			b = malloc(sizeof(*b) + RANGE_BLOCK);
+			b = range_block_new(q->block);
 			pthread_mutex_lock(&q->h.lock);
 			if (b) {
-				b->data = (char *)(b + 1);
 				q->n_blocks++;
 				break;
 			}
@@ -493,13 +542,13 @@ int si_range_data(struct file_job *j, struct part_ref *ref, const char *buf, siz
 				return BB_ENOMEM;
 			b->off = off;
 		}
-		size_t k = n < RANGE_BLOCK - b->len ? n : RANGE_BLOCK - b->len;
+		size_t k = n < q->block - b->len ? n : q->block - b->len;
 		memcpy(b->data + b->len, buf, k);
 		b->len += k;
 		buf += k;
 		off += k;
 		n -= k;
-		if (b->len == RANGE_BLOCK)
+		if (b->len == q->block)
 			rc = range_push(q, b); /* a failed write of this range ends its request */
 	}
 	if (rc == BB_OK)
