@@ -136,6 +136,7 @@ struct file_job {
 	uint32_t idx;             /* manifest entry */
 	int fd;
 	int dfd;                  /* the same file, O_DIRECT, for the range writer; -1 none */
+	int no_direct;            /* range writer's: the file system refused an O_DIRECT write */
 	uint32_t parts_left;
 	int failed;
 	int rc;

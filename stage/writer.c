@@ -341,13 +341,16 @@ static int range_writer_step(struct bb_helper *hp)
 	pthread_mutex_unlock(&hp->lock);
 	/* Whole aligned pages go straight to the disk when the file has its
 	 * O_DIRECT descriptor; the last partial page through the page cache. */
-	size_t direct = j->dfd >= 0 && b->off % DIO_ALIGN == 0 ? b->len & ~(size_t)(DIO_ALIGN - 1) : 0;
+	size_t direct = j->dfd >= 0 && !j->no_direct && b->off % DIO_ALIGN == 0
+			    ? b->len & ~(size_t)(DIO_ALIGN - 1) : 0;
 	for (size_t done = 0; rc == BB_OK && done < b->len;) {
 		int d = done < direct;
 		ssize_t w = pwrite(d ? j->dfd : j->fd, b->data + done, (d ? direct : b->len) - done,
 				   (off_t)(b->off + done));
 		if (w < 0 && d && errno == EINVAL) {
 			direct = 0; /* the file system refuses it after all */
+			j->no_direct = 1;
+			bb_debug("%s: O_DIRECT write refused; through the page cache", j->final);
 			continue;
 		}
 		if (w < 0 && errno != EINTR)

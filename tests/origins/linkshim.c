@@ -6,6 +6,11 @@
  *   BB_SHIM=no-empty-path  linkat(AT_EMPTY_PATH) fails with ENOENT (what a
  *                          process without CAP_DAC_READ_SEARCH gets);
  *   BB_SHIM=no-link        every linkat fails with EPERM (no /proc either).
+ * And like one whose file system refuses O_DIRECT, so that the range
+ * writers' fallback to the page cache is tested:
+ *   BB_SHIM=no-direct-open   open(O_DIRECT) fails with EINVAL;
+ *   BB_SHIM=no-direct-write  the open works, every pwrite on the O_DIRECT
+ *                            descriptor fails with EINVAL.
  * It can also change a source file under a POSIX stage-in, at a set moment,
  * so that the check of its version (size, mtime, inode before and after the
  * copy) is tested:
@@ -81,6 +86,8 @@ static int open_common(const char *sym, const char *path, int flags, mode_t mode
 
 	if ((flags & O_TMPFILE) == O_TMPFILE && mode_is("no-tmpfile"))
 		return refuse("open O_TMPFILE", EOPNOTSUPP);
+	if ((flags & O_DIRECT) && mode_is("no-direct-open"))
+		return refuse("open O_DIRECT", EINVAL);
 	if (mode_is("change-on-open") && is_target(path) &&
 	    !__atomic_exchange_n(&changed, 1, __ATOMIC_SEQ_CST))
 		change_target(real, "changed on open");
@@ -151,4 +158,26 @@ ssize_t pread(int fd, void *buf, size_t n, off_t off)
 ssize_t pread64(int fd, void *buf, size_t n, off_t off)
 {
 	return pread_common("pread64", fd, buf, n, off);
+}
+
+/* pwrite and pwrite64: no write on an O_DIRECT descriptor (no-direct-write). */
+static ssize_t pwrite_common(const char *sym, int fd, const void *buf, size_t n, off_t off)
+{
+	ssize_t (*real)(int, const void *, size_t, off_t) =
+		(ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, sym);
+	int fl;
+
+	if (mode_is("no-direct-write") && (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_DIRECT))
+		return refuse("pwrite O_DIRECT", EINVAL);
+	return real(fd, buf, n, off);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	return pwrite_common("pwrite", fd, buf, n, off);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
+{
+	return pwrite_common("pwrite64", fd, buf, n, off);
 }

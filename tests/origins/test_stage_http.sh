@@ -76,6 +76,25 @@ for mode in direct unaligned buffered; do
 		eq "$mode: nothing O_DIRECT" "$1" 0 ;;
 	esac
 done
+# A file system that refuses O_DIRECT at open, or only at the first write:
+# the same bytes, through the page cache.
+[ -f "${BB_LINKSHIM:-}" ] || bb_die "BB_LINKSHIM (tests/origins/.libs/liblinkshim.so) not built: make check builds it"
+for mode in no-direct-open no-direct-write; do
+	rm -f "$T/shim.log"
+	rc=0
+	BB_SHIM=$mode BB_SHIM_LOG="$T/shim.log" LD_PRELOAD="$BB_LINKSHIM" BBCACHE_LOG_LEVEL=debug \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$BBCACHE" stage-in --no-progress --jobs 4 --chunk 1MiB "$HTTP_URL/odd/" "$T/odd-$mode" \
+		>"$T/out.log" 2>&1 || rc=$?
+	eq "$mode: stage-in exits 0" "$rc" 0
+	eq "$mode: refused once per file, not once per block" "$(grep -c "O_DIRECT" "$T/shim.log")" 3
+	check "$mode: every byte equal" same_tree "$T/src/odd" "$T/odd-$mode"
+	check "$mode: no temporary files" no_tmp "$T/odd-$mode"
+	# shellcheck disable=SC2046 # two numbers
+	set -- $(written) x x
+	eq "$mode: nothing O_DIRECT" "$1" 0
+	eq "$mode: every byte through the page cache" "$2" "$odd_bytes"
+done
 
 echo "# ls, stat, verify answer from the manifest"
 bbc ls "$T/d1"
