@@ -323,6 +323,8 @@ void si_verify_digests(struct file_job *j, const struct bb_mentry *ep)
 			memcpy(d, j->hj->md5_d, sizeof(d));
 		else if (j->md5 && j->stream_ok && j->stream_pos == e.size)
 			EVP_DigestFinal_ex(j->md5, d, NULL);
+		else if (j->mem && j->mem_md5_ok)
+			memcpy(d, j->mem_md5, sizeof(d));
 		else if (j->mem)
 			EVP_Digest(j->mem, e.size, d, NULL, EVP_md5(), NULL);
 		else

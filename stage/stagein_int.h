@@ -76,6 +76,7 @@ struct write_queue {
 	struct bb_fifo todo;      /* h.lock: files to write, in order (file_job.qn) */
 	int link_mode;            /* writer thread: how an unnamed file gets its name (LINK_*) */
 	char last_dir[PATH_MAX];  /* writer thread: the directory it made last */
+	uint64_t md5_side, md5_passes; /* writer thread: MD5s computed side by side, in passes */
 };
 
 /* The range writer: the engine's thread copies the received bytes of a
@@ -143,6 +144,8 @@ struct file_job {
 	uint64_t size;
 	int64_t mtime_ns;
 	char *mem;                /* a small file's bytes (mem_buf, kept in memory), or NULL */
+	unsigned char mem_md5[16]; /* the writer thread's MD5 of mem, when mem_md5_ok */
+	int mem_md5_ok;
 	struct part_ref one;      /* the refs of a single-request file */
 	struct part_ref *refs;    /* the refs of a file of several ranges */
 	struct range_state *rs;   /* its ranges, when a range writer writes them (else NULL) */

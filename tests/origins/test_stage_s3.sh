@@ -37,6 +37,35 @@ if grep -rq S3RVER "$T/out.log"; then bad "the secret stays out of the output"; 
 objs=$(bb_fault_stat 'sum(1 for k in s["by_path"] if k.startswith("/bkt1/data/"))')
 eq "each object read once" "$objs" 1200
 
+echo "# small objects: MD5s side by side in the writer thread, each checked on its own"
+# Two stored objects rot (s3rver serves the changed bytes under the upload's
+# ETag); the writer thread hashes several files in memory in one pass, and
+# exactly those two must fail, named, with no file; the others arrive.
+rot1=$(cd "$T/src" && find . -type f -size +20k | sort | sed -n '5p' | sed 's|^\./||')
+rot2=$(cd "$T/src" && find . -type f -size +20k | sort | sed -n '300p' | sed 's|^\./||')
+for r in "$rot1" "$rot2"; do
+	printf 'XXXXXXXXXXXXXXXX' | dd of="$T/s3/bkt1/data/$r._S3rver_object" bs=1 seek=10000 conv=notrunc 2>/dev/null
+done
+export BBCACHE_LOG_LEVEL=debug
+bbc stage-in --no-progress --jobs 64 s3://bkt1/data/ "$T/rot"
+unset BBCACHE_LOG_LEVEL
+eq "two rotten small objects: exits 1" "$rc" 1
+contains "... the first is named" "$T/out.log" "$rot1: MD5 "
+contains "... the second is named" "$T/out.log" "$rot2: MD5 "
+contains "... 2 of 1200 failed" "$T/out.log" "2 of 1200 file(s) failed"
+check "... neither has a file" test ! -e "$T/rot/$rot1" -a ! -e "$T/rot/$rot2"
+check "... no temporary" no_tmp "$T/rot"
+eq "... every other file arrived, byte for byte" \
+	"$(cd "$T/rot" && find . -type f | sort | xargs sha256sum)" \
+	"$(cd "$T/src" && find . -type f | sort | grep -v -e "$rot1" -e "$rot2" | xargs sha256sum)"
+side=$(sed -n 's/.*writer thread: \([0-9]*\) MD5s of files in memory side by side.*/\1/p' "$T/out.log")
+check "... MD5s were computed side by side (${side:-none})" test "${side:-0}" -ge 2
+for r in "$rot1" "$rot2"; do # the true bytes back, for the tests below
+	dd if="$T/src/$r" of="$T/s3/bkt1/data/$r._S3rver_object" bs=1 skip=10000 seek=10000 count=16 \
+		conv=notrunc 2>/dev/null
+done
+cmp -s "$T/src/$rot1" "$T/s3/bkt1/data/$rot1._S3rver_object" || bb_die "could not restore $rot1"
+
 echo "# --no-sign-request: a public bucket read with unsigned requests, no credential sent"
 # s3rver serves anonymous requests; a second faultsrv, without the SigV4
 # check, counts the requests that carry any credential.  The credentials
