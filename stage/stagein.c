@@ -580,7 +580,7 @@ static void start_file(struct stage_run *run, uint32_t idx)
 		 * copy of every byte) cost s3rver's 4 x 1 GiB more than it
 		 * gave (docs/origins.md, section 5). */
 		if (!md5 || !run->few_cpus)
-			si_range_file_start(j, parts, !md5 && !sha256 && !run->shm && !run->x);
+			si_range_file_start(j, parts, !md5 && !sha256);
 		if (md5 || sha256)
 			j->hj = si_hash_job_new(j, &e, parts, md5, sha256, fed);
 	}

@@ -237,7 +237,7 @@ int si_writer_start(struct write_queue *q, struct bb_engine *eng);
 void si_writer_push(struct write_queue *q, struct file_job *j);
 unsigned si_writer_drain(struct stage_run *run);
 void si_writer_stop(struct write_queue *q);
-void si_range_file_start(struct file_job *j, uint32_t parts, int direct);
+void si_range_file_start(struct file_job *j, uint32_t parts, int unread);
 int si_range_data(struct file_job *j, struct part_ref *ref, const char *buf, size_t n,
 		  uint64_t off);
 void si_range_reset(struct file_job *j, struct part_ref *ref);

@@ -490,8 +490,9 @@ void si_range_writers_stop(struct stage_run *run)
 
 /* Give file j of `parts` ranges (refs made) to the next range writer in
  * turn; else (no thread) file_data writes its bytes as they arrive, as for
- * any file. */
-void si_range_file_start(struct file_job *j, uint32_t parts, int direct)
+ * any file.  unread: no digest is computed from the file, so it is written
+ * O_DIRECT when the run allows it (run->direct: no --shm, not bbcached). */
+void si_range_file_start(struct file_job *j, uint32_t parts, int unread)
 {
 	struct stage_run *run = j->run;
 	struct range_queue *q = range_writer_start(run, run->next_rq);
@@ -499,7 +500,7 @@ void si_range_file_start(struct file_job *j, uint32_t parts, int direct)
 	if (!q || !(j->rs = calloc(parts, sizeof(*j->rs))))
 		return;
 	j->rq = q;
-	if (direct && run->direct)
+	if (unread && run->direct)
 		j->dfd = open(j->tmp, O_WRONLY | O_DIRECT | O_CLOEXEC | O_NOFOLLOW);
 	run->next_rq = (run->next_rq + 1) % run->n_rq;
 }
