@@ -7,6 +7,7 @@
 #define BB_LOG_COMPONENT "stage-in"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,42 @@ static unsigned hash_pick(struct hash_queue *q, struct hash_job **lane)
 	return n && (now || !others || n == q->lanes || q->h.quit) ? n : 0;
 }
 
+/* Read the next len bytes of h's file to hash, at h->hashed, into the
+ * lane's buffer b; bytes read, or -1 (errno).  A file written O_DIRECT is
+ * read back O_DIRECT: its bytes are on the disk, not in the page cache,
+ * and reading them into newly allocated page-cache pages would cost what
+ * writing O_DIRECT saved.  Pieces are whole HASH_PIECEs from the start
+ * (hash_pick), so such a read starts on a page; the last is rounded up to
+ * one (the read stops at the end of the file).  The kernel writes back the
+ * dirty pages of the range (a file's last partial page, the ranges of an
+ * odd --chunk, written through the page cache) before such a read.  A
+ * file system that refuses it (EINVAL) is read through the page cache. */
+static ssize_t read_back(struct hash_queue *q, struct hash_job *h, char *b, size_t len)
+{
+	ssize_t r;
+
+	if (h->dfd >= 0 && h->hashed % DIO_ALIGN == 0) {
+		size_t want = (len + DIO_ALIGN - 1) & ~(size_t)(DIO_ALIGN - 1);
+		while ((r = pread(h->dfd, b, want, (off_t)h->hashed)) < 0 && errno == EINTR)
+			;
+		if (r >= 0) {
+			r = r < (ssize_t)len ? r : (ssize_t)len;
+			q->direct_read += (uint64_t)r;
+			return r;
+		}
+		if (errno != EINVAL)
+			return -1;
+		bb_debug("%s: O_DIRECT read refused; through the page cache", h->j->final);
+		close(h->dfd);
+		h->dfd = -1;
+	}
+	while ((r = pread(h->fd, b, len, (off_t)h->hashed)) < 0 && errno == EINTR)
+		;
+	if (r > 0)
+		q->paged_read += (uint64_t)r;
+	return r;
+}
+
 /* Hash the next piece of each file of lane[] (from its temporary), of
  * the bytes below final[] (lane[i]->final when picked: read under lock). */
 static void hash_pieces(struct hash_queue *q, struct hash_job **lane, unsigned n,
@@ -111,9 +148,7 @@ static void hash_pieces(struct hash_queue *q, struct hash_job **lane, unsigned n
 		char *b = q->buf + (size_t)i * HASH_PIECE;
 		uint64_t ready = final[i] - h->hashed;
 		size_t len = ready < HASH_PIECE ? (size_t)ready : HASH_PIECE;
-		ssize_t r;
-		while ((r = pread(h->fd, b, len, (off_t)h->hashed)) < 0 && errno == EINTR)
-			;
+		ssize_t r = read_back(q, h, b, len);
 		if (r <= 0) {
 			h->rc = BB_ESYS;
 			h->read_errno = r == 0 ? EIO : errno;
@@ -171,10 +206,10 @@ static int hasher_start(struct hash_queue *q, struct bb_engine *eng)
 	if (q->h.started || q->h.broken)
 		return q->h.started ? BB_OK : BB_ESYS;
 	q->lanes = bb_md5_lanes();
-	q->buf = malloc((size_t)q->lanes * HASH_PIECE);
-	if (!q->buf)
+	if (posix_memalign((void **)&q->buf, DIO_ALIGN, (size_t)q->lanes * HASH_PIECE) != 0) {
+		q->buf = NULL;
 		q->h.broken = 1;
-	else if (bb_helper_start(&q->h, eng, hasher_step) == BB_OK)
+	} else if (bb_helper_start(&q->h, eng, hasher_step) == BB_OK)
 		return BB_OK;
 	bb_debug("no hashing thread; large files are hashed when complete");
 	free(q->buf);
@@ -200,6 +235,10 @@ void si_hasher_stop(struct hash_queue *q)
 		bb_debug("MD5 of %.1f MiB in ranges%s", (double)all / 1048576, line);
 		memset(q->side, 0, sizeof(q->side));
 	}
+	if (q->direct_read || q->paged_read)
+		bb_debug("hashing thread: %llu bytes read back O_DIRECT, %llu through the page cache",
+			 (unsigned long long)q->direct_read, (unsigned long long)q->paged_read);
+	q->direct_read = q->paged_read = 0;
 	free(q->buf);
 	q->buf = NULL;
 }
@@ -209,6 +248,8 @@ void si_hash_job_free(struct hash_job *h)
 	if (!h)
 		return;
 	EVP_MD_CTX_free(h->sha256);
+	if (h->dfd >= 0)
+		close(h->dfd);
 	free(h->part_done);
 	free(h);
 }
@@ -227,6 +268,8 @@ struct hash_job *si_hash_job_new(struct file_job *j, const struct bb_mentry *e, 
 		return NULL;
 	h->j = j;
 	h->fd = j->fd;
+	/* Written O_DIRECT (j->dfd): read back so too (read_back). */
+	h->dfd = j->dfd >= 0 ? open(j->tmp, O_RDONLY | O_DIRECT | O_CLOEXEC | O_NOFOLLOW) : -1;
 	h->size = e->size;
 	h->chunk = run->chunk;
 	h->parts = parts;

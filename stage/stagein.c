@@ -575,12 +575,13 @@ static void start_file(struct stage_run *run, uint32_t idx)
 		}
 		for (uint32_t p = 0; p < parts; p++)
 			refs[p] = (struct part_ref){j, p};
-		/* Not with the MD5 check on fewer than 4 CPUs: with the
-		 * hashing thread busy too, a third busy thread (and a third
-		 * copy of every byte) cost s3rver's 4 x 1 GiB more than it
-		 * gave (docs/origins.md, section 5). */
-		if (!md5 || !run->few_cpus)
-			si_range_file_start(j, parts, !md5 && !sha256);
+		/* Not with the MD5 check on fewer than 4 CPUs, unless the
+		 * file is written O_DIRECT: with the hashing thread busy too,
+		 * a third busy thread (and a third copy of every byte) cost
+		 * s3rver's 4 x 1 GiB more than it gave through the page
+		 * cache (docs/origins.md, section 5). */
+		if (!md5 || !run->few_cpus || run->direct)
+			si_range_file_start(j, parts);
 		if (md5 || sha256)
 			j->hj = si_hash_job_new(j, &e, parts, md5, sha256, fed);
 	}

@@ -23,6 +23,8 @@
 struct file_job;
 struct stage_run;
 
+#define DIO_ALIGN 4096u /* O_DIRECT: offsets, lengths and buffers aligned so */
+
 /* The argument of one request's callbacks: its file and which range. */
 struct part_ref {
 	struct file_job *j;
@@ -37,6 +39,7 @@ struct hash_job {
 	struct bb_qnode back;     /* q->lock: handed back (q->h.back) */
 	struct file_job *j;
 	int fd;                   /* j's temporary file, open until j is handed back */
+	int dfd;                  /* hashing thread: the same, O_RDONLY | O_DIRECT, or -1 */
 	uint64_t size, chunk;
 	uint32_t parts;
 	uint8_t *part_done;       /* engine thread: range p completed */
@@ -65,6 +68,7 @@ struct hash_queue {
 	unsigned lanes;           /* files hashed in one pass (bb_md5_lanes()) */
 	char *buf;                /* hashing thread: lanes * HASH_PIECE */
 	uint64_t side[BB_MD5_LANES + 1]; /* hashing thread: bytes hashed n files at a time */
+	uint64_t direct_read, paged_read; /* hashing thread: bytes read back O_DIRECT / not */
 };
 
 /* The writer thread: small files are received into memory and written,
@@ -237,7 +241,7 @@ int si_writer_start(struct write_queue *q, struct bb_engine *eng);
 void si_writer_push(struct write_queue *q, struct file_job *j);
 unsigned si_writer_drain(struct stage_run *run);
 void si_writer_stop(struct write_queue *q);
-void si_range_file_start(struct file_job *j, uint32_t parts, int unread);
+void si_range_file_start(struct file_job *j, uint32_t parts);
 int si_range_data(struct file_job *j, struct part_ref *ref, const char *buf, size_t n,
 		  uint64_t off);
 void si_range_reset(struct file_job *j, struct part_ref *ref);

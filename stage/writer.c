@@ -20,7 +20,6 @@
 #define RANGE_BLOCK (256u << 10)  /* the range writer's blocks (one range's bytes each)... */
 #define RANGE_BLOCK_DIRECT (512u << 10) /* ...in a run that writes O_DIRECT... */
 #define RANGE_POOL (64u << 20)    /* ...of which at most this many bytes exist */
-#define DIO_ALIGN 4096u           /* O_DIRECT: offsets, lengths and buffers aligned so */
 
 /* How the writer thread names a file it wrote unnamed (O_TMPFILE). */
 enum {
@@ -490,9 +489,9 @@ void si_range_writers_stop(struct stage_run *run)
 
 /* Give file j of `parts` ranges (refs made) to the next range writer in
  * turn; else (no thread) file_data writes its bytes as they arrive, as for
- * any file.  unread: no digest is computed from the file, so it is written
- * O_DIRECT when the run allows it (run->direct: no --shm, not bbcached). */
-void si_range_file_start(struct file_job *j, uint32_t parts, int unread)
+ * any file.  It is written O_DIRECT when the run allows it (run->direct:
+ * no --shm, not bbcached); the hashing thread then reads it back O_DIRECT. */
+void si_range_file_start(struct file_job *j, uint32_t parts)
 {
 	struct stage_run *run = j->run;
 	struct range_queue *q = range_writer_start(run, run->next_rq);
@@ -500,7 +499,7 @@ void si_range_file_start(struct file_job *j, uint32_t parts, int unread)
 	if (!q || !(j->rs = calloc(parts, sizeof(*j->rs))))
 		return;
 	j->rq = q;
-	if (unread && run->direct)
+	if (run->direct)
 		j->dfd = open(j->tmp, O_WRONLY | O_DIRECT | O_CLOEXEC | O_NOFOLLOW);
 	run->next_rq = (run->next_rq + 1) % run->n_rq;
 }

@@ -10,7 +10,10 @@
  * writers' fallback to the page cache is tested:
  *   BB_SHIM=no-direct-open   open(O_DIRECT) fails with EINVAL;
  *   BB_SHIM=no-direct-write  the open works, every pwrite on the O_DIRECT
- *                            descriptor fails with EINVAL.
+ *                            descriptor fails with EINVAL;
+ *   BB_SHIM=no-direct-read   the open works, every pread on an O_DIRECT
+ *                            descriptor fails with EINVAL (the hashing
+ *                            thread's read-back).
  * It can also change a source file under a POSIX stage-in, at a set moment,
  * so that the check of its version (size, mtime, inode before and after the
  * copy) is tested:
@@ -128,9 +131,13 @@ static ssize_t pread_common(const char *sym, int fd, void *buf, size_t n, off_t 
 	ssize_t (*real)(int, void *, size_t, off_t) =
 		(ssize_t(*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, sym);
 	static int changed;
-	ssize_t r = real(fd, buf, n, off);
 	char link[64], path[PATH_MAX];
-	ssize_t len;
+	ssize_t len, r;
+	int fl;
+
+	if (mode_is("no-direct-read") && (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_DIRECT))
+		return refuse("pread O_DIRECT", EINVAL);
+	r = real(fd, buf, n, off);
 
 	if (!mode_is("change-on-read") || __atomic_load_n(&changed, __ATOMIC_SEQ_CST))
 		return r;

@@ -168,7 +168,9 @@ obj="$T/s3/bkt1/big/rotten.bin._S3rver_object"
 check "the stored object is where s3rver keeps it" test -f "$obj"
 printf 'XXXXXXXXXXXXXXXX' | dd of="$obj" bs=1 seek=3500000 conv=notrunc 2>/dev/null
 printf 'XXXXXXXXXXXXXXXX' | dd of="$T/s3/bkt1/big/small-rotten.bin._S3rver_object" bs=1 seek=50000 conv=notrunc 2>/dev/null
+export BBCACHE_LOG_LEVEL=debug
 bbc stage-in --no-progress --jobs 3 --chunk 1MiB s3://bkt1/big/ "$T/r2"
+unset BBCACHE_LOG_LEVEL
 eq "a wrong MD5 in ranges exits 1" "$rc" 1
 contains "a wrong MD5 in ranges is named" "$T/out.log" "rotten.bin: MD5 "
 contains "... as not matching the ETag" "$T/out.log" "does not match the ETag $(md5sum <"$T/big/rotten.bin" | cut -d' ' -f1)"
@@ -179,6 +181,67 @@ check "... and the odd-sized one hashed beside them" cmp -s "$T/big/odd.bin" "$T
 # A small object is received into memory and checked before it is written.
 contains "a wrong MD5 in one request is named" "$T/out.log" "small-rotten.bin: MD5 "
 check "a wrong MD5 in one request: no file under the final name" test ! -e "$T/r2/small-rotten.bin"
+
+# The range writers write the files in ranges O_DIRECT, and the hashing
+# thread reads them back O_DIRECT (not into newly allocated page cache), so
+# the MD5 is of what is on the disk: rotten.bin above was caught so.  Pages
+# written through the page cache (odd.bin's last one; every range of an odd
+# --chunk) are written back by the kernel before such a read.  Where $T's
+# file system refuses O_DIRECT, both go through the page cache.
+echo "# the MD5 of files in ranges: read back O_DIRECT, whole pages, an odd --chunk, refusals"
+if dd if=/dev/zero of="$T/dio.probe" bs=4096 count=1 oflag=direct 2>/dev/null; then dio=1; else dio=0; fi
+rm -f "$T/dio.probe"
+readback() { sed -n 's/.*hashing thread: \([0-9]*\) bytes read back O_DIRECT, \([0-9]*\) through.*/\1 \2/p' "$T/out.log"; }
+written() { sed -n 's/.*range writers: \([0-9]*\) bytes written O_DIRECT, \([0-9]*\) through.*/\1 \2/p' "$T/out.log"; }
+ranged=$((6291456 + 6291456 + 5000003)) # ranged.bin, rotten.bin, odd.bin
+# shellcheck disable=SC2046 # two numbers
+set -- $(readback) x x
+eq "read back: every byte of the three files in ranges" "$(($1 + $2))" "$ranged"
+if [ "$dio" = 1 ]; then eq "read back: all O_DIRECT" "$1" "$ranged"; else eq "read back: all through the page cache" "$2" "$ranged"; fi
+# shellcheck disable=SC2046
+set -- $(written) x x
+eq "written: every byte of the three by the range writers" "$(($1 + $2))" "$ranged"
+[ "$dio" = 1 ] && check "written: all but odd.bin's last partial page O_DIRECT" \
+	awk -v p="$2" 'BEGIN { exit !(p > 0 && p < 4096) }'
+# --chunk 1000000: no range but the first starts on a page, so those are
+# written through the page cache, and the hashing thread's O_DIRECT reads
+# (whole MiBs from the start) must see those pages, not the disk's old ones.
+export BBCACHE_LOG_LEVEL=debug
+bbc stage-in --no-progress --jobs 3 --chunk 1000000 s3://bkt1/big/ "$T/r2u"
+unset BBCACHE_LOG_LEVEL
+eq "odd --chunk: the rotten one fails (exit 1)" "$rc" 1
+contains "odd --chunk: ... named by its MD5" "$T/out.log" "rotten.bin: MD5 "
+check "odd --chunk: ... with no file" test ! -e "$T/r2u/rotten.bin"
+check "odd --chunk: the others pass their MD5, byte for byte" \
+	sh -c 'cmp -s "$1/ranged.bin" "$2/ranged.bin" && cmp -s "$1/odd.bin" "$2/odd.bin"' x "$T/big" "$T/r2u"
+check "odd --chunk: no temporary" no_tmp "$T/r2u"
+# shellcheck disable=SC2046
+set -- $(readback) x x
+eq "odd --chunk: every byte read back" "$(($1 + $2))" "$ranged"
+[ "$dio" = 1 ] && eq "odd --chunk: ... O_DIRECT" "$1" "$ranged"
+# A file system that refuses O_DIRECT at open (no direct write or read), or
+# only reads (the hashing thread's first pread fails with EINVAL): the same
+# MD5s through the page cache, one refused call per file.
+[ -f "${BB_LINKSHIM:-}" ] || bb_die "BB_LINKSHIM (tests/origins/.libs/liblinkshim.so) not built: make check builds it"
+good=$((6291456 + 5000003))
+for mode in no-direct-open no-direct-read; do
+	rm -f "$T/shim.log"
+	rc=0
+	BB_SHIM=$mode BB_SHIM_LOG="$T/shim.log" LD_PRELOAD="$BB_LINKSHIM" BBCACHE_LOG_LEVEL=debug \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$BBCACHE" stage-in --no-progress --jobs 3 --chunk 1MiB --exclude '*rotten*' \
+		s3://bkt1/big/ "$T/r-$mode" >"$T/out.log" 2>&1 || rc=$?
+	eq "$mode: stage-in exits 0" "$rc" 0
+	check "$mode: bytes equal" \
+		sh -c 'cmp -s "$1/ranged.bin" "$2/ranged.bin" && cmp -s "$1/odd.bin" "$2/odd.bin"' x "$T/big" "$T/r-$mode"
+	check "$mode: no temporary" no_tmp "$T/r-$mode"
+	eq "$mode: refused once per file" "$(grep -c "O_DIRECT" "$T/shim.log")" 2
+	# shellcheck disable=SC2046
+	set -- $(readback) x x
+	eq "$mode: nothing read back O_DIRECT" "$1" 0
+	eq "$mode: every byte read back through the page cache" "$2" "$good"
+done
+contains "no-direct-read: the refusal is logged" "$T/out.log" "O_DIRECT read refused"
 
 echo "# four objects in ranges fill side by side, and are hashed side by side"
 # 40 MiB each in one PUT (s3api put-object: a plain-MD5 ETag), 40 ranges of
