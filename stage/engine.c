@@ -152,10 +152,15 @@ int bb_engine_new(const struct bb_engine_opts *o, struct bb_engine **out)
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
 	e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	struct epoll_event ev = {.events = EPOLLIN, .data.fd = e->wakefd};
-	if (!e->multi || !e->pool || e->epfd < 0 || e->wakefd < 0 ||
-	    epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev) < 0) {
+	if (!e->multi || !e->pool) {
 		bb_engine_free(e);
 		return BB_ENOMEM;
+	}
+	if (e->epfd < 0 || e->wakefd < 0 || epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev) < 0) {
+		int err = errno; /* out of descriptors (EMFILE), say, not of memory */
+		bb_engine_free(e);
+		errno = err;
+		return BB_ESYS;
 	}
 	curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
 	curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);

@@ -76,6 +76,7 @@ struct bb_engine_stats {
 };
 
 struct bb_engine;
+/* BB_OK, BB_ENOMEM, or BB_ESYS with errno set (no descriptor for epoll or eventfd). */
 int bb_engine_new(const struct bb_engine_opts *o, struct bb_engine **out);
 void bb_engine_free(struct bb_engine *e);
 int bb_engine_submit(struct bb_engine *e, const struct bb_xfer_req *r);

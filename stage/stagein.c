@@ -759,7 +759,8 @@ int bb_stage_in_manifest(const struct bb_stage_opts *o, const struct bb_stage_xf
 	bb_progress_init(&run.prog, o->progress, o->json, "staging");
 	rc = new_engine(o, &eng, &parallel);
 	if (rc != BB_OK) {
-		snprintf(err, errlen, "cannot start the transfer engine");
+		snprintf(err, errlen, "cannot start the transfer engine: %s",
+			 rc == BB_ESYS ? strerror(errno) : bb_strerror(rc));
 		return rc;
 	}
 	rc = bb_manifest_open(x->manifest, &run.m, err, errlen);
@@ -896,7 +897,8 @@ int bb_stage_in(const struct bb_stage_opts *o, struct bb_stage_summary *s, char 
 	begin_run(&run, o, s, &t0);
 	rc = new_engine(o, &eng, &parallel);
 	if (rc != BB_OK) {
-		snprintf(err, errlen, "cannot start the transfer engine");
+		snprintf(err, errlen, "cannot start the transfer engine: %s",
+			 rc == BB_ESYS ? strerror(errno) : bb_strerror(rc));
 		return rc;
 	}
 	rc = bb_origin_open(&run.org, o->source, o->type, o->conf, eng, err, errlen);

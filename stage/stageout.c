@@ -372,8 +372,11 @@ int bb_stage_out(const struct bb_stage_opts *o, struct bb_stage_summary *s, char
 	eo.verify_tls = o->no_verify_tls ? -1 : 1;
 	eo.ca_file = getenv("BBCACHE_CA_BUNDLE");
 	rc = bb_engine_new(&eo, &r.eng);
-	if (rc != BB_OK)
+	if (rc != BB_OK) {
+		snprintf(err, errlen, "cannot start the transfer engine: %s",
+			 rc == BB_ESYS ? strerror(errno) : bb_strerror(rc));
 		return rc;
+	}
 	rc = bb_url_parse(o->dest, &r.dst, err, errlen);
 	if (rc != BB_OK)
 		goto out;
