@@ -249,6 +249,14 @@ eq "out of descriptors exits 1" "$rc" 1
 contains "... names the transfer engine and why" "$T/out.log" \
 	"cannot start the transfer engine: Too many open files"
 check "... and makes no destination" test ! -e "$T/nofd"
+rc=0
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+	sh -c 'exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; ulimit -n 5; exec "$@"' x \
+	"$BBCACHE" stage-out --no-progress "$T/src/set" "file://$T/nofd-out" >"$T/out.log" 2>&1 || rc=$?
+eq "stage-out out of descriptors exits 1" "$rc" 1
+contains "... names the transfer engine and why" "$T/out.log" \
+	"cannot start the transfer engine: Too many open files"
+check "... and writes nothing" test ! -e "$T/nofd-out"
 bbc stage-in --no-progress "ftp://h/x" "$T/d8"
 eq "unsupported scheme exits 1" "$rc" 1
 contains "unsupported scheme is named" "$T/out.log" "unsupported scheme 'ftp'"
