@@ -241,22 +241,21 @@ contains "unknown host is named" "$T/out.log" "no-such-host.invalid"
 # No descriptor left for the engine's epoll set: the reason, not "out of
 # memory" (descriptors 3-9 closed, so that what the test runner left open
 # does not count; no leak check, which needs descriptors of its own).
-rc=0
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-	sh -c 'exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; ulimit -n 5; exec "$@"' x \
-	"$BBCACHE" stage-in --no-progress "$HTTP_URL/set/" "$T/nofd" >"$T/out.log" 2>&1 || rc=$?
-eq "out of descriptors exits 1" "$rc" 1
-contains "... names the transfer engine and why" "$T/out.log" \
-	"cannot start the transfer engine: Too many open files"
-check "... and makes no destination" test ! -e "$T/nofd"
-rc=0
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-	sh -c 'exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; ulimit -n 5; exec "$@"' x \
-	"$BBCACHE" stage-out --no-progress "$T/src/set" "file://$T/nofd-out" >"$T/out.log" 2>&1 || rc=$?
-eq "stage-out out of descriptors exits 1" "$rc" 1
-contains "... names the transfer engine and why" "$T/out.log" \
-	"cannot start the transfer engine: Too many open files"
-check "... and writes nothing" test ! -e "$T/nofd-out"
+# no_fds WHAT DEST ARGS...: bbcache ARGS with 5 descriptors, into DEST.
+no_fds() {
+	_what=$1 _dest=$2
+	shift 2
+	rc=0
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		sh -c 'exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; ulimit -n 5; exec "$@"' x \
+		"$BBCACHE" "$@" >"$T/out.log" 2>&1 || rc=$?
+	eq "$_what out of descriptors exits 1" "$rc" 1
+	contains "... names the transfer engine and why" "$T/out.log" \
+		"cannot start the transfer engine: Too many open files"
+	check "... and writes nothing" test ! -e "$_dest"
+}
+no_fds stage-in "$T/nofd" stage-in --no-progress "$HTTP_URL/set/" "$T/nofd"
+no_fds stage-out "$T/nofd-out" stage-out --no-progress "$T/src/set" "file://$T/nofd-out"
 bbc stage-in --no-progress "ftp://h/x" "$T/d8"
 eq "unsupported scheme exits 1" "$rc" 1
 contains "unsupported scheme is named" "$T/out.log" "unsupported scheme 'ftp'"
