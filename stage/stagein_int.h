@@ -124,9 +124,11 @@ struct range_queue {
 	struct bb_qnode *free;    /* h.lock: free blocks (by qn.next) */
 	int busy;                 /* h.lock: the thread is writing a block it took */
 	int want_space;           /* h.lock: the engine's thread waits on space */
-	unsigned n_blocks;        /* h.lock: blocks allocated */
+	unsigned n_blocks;        /* h.lock: blocks cut from the pool */
 	unsigned max_blocks;      /* the pool's share of this queue */
-	int no_alloc;             /* h.lock: malloc failed, make do with n_blocks */
+	char *region;             /* the pool: max_blocks blocks' data (writer.c) */
+	size_t region_bytes;
+	struct range_block *blocks; /* their headers; [0, n_blocks) in use */
 	struct bb_dlist filling;  /* engine thread: blocks being filled */
 	size_t block;             /* bytes of each block */
 	uint64_t direct_bytes, paged_bytes; /* the thread's: written O_DIRECT / not */

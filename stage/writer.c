@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,10 @@
 #define RANGE_BLOCK (256u << 10)  /* the range writer's blocks (one range's bytes each)... */
 #define RANGE_BLOCK_DIRECT (512u << 10) /* ...in a run that writes O_DIRECT... */
 #define RANGE_POOL (64u << 20)    /* ...of which at most this many bytes exist */
+#define HUGE_ALIGN (2u << 20)     /* a transparent huge page */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23    /* Linux 5.14; older C libraries lack the name */
+#endif
 
 /* How the writer thread names a file it wrote unnamed (O_TMPFILE). */
 enum {
@@ -353,6 +358,15 @@ unsigned si_writer_drain(struct stage_run *run)
  * --jobs 64 these should be a small part of the pool (measured, 1 MiB
  * blocks also cost about twice the system time).
  *
+ * The pool is one mapping per range writer, marked for transparent huge
+ * pages, and a new block's pages are allocated by one madvise call: in the
+ * VM we measure on, every first-touch page fault is a trip to the
+ * hypervisor, and faults on fresh 4 KiB pages of the blocks were 7.6% of
+ * the engine thread's samples on nginx's 4 x 1 GiB.  With the pool so
+ * mapped, the stage-in took 2.21-2.87 s against 2.98-3.73 s (four
+ * alternating pairs) and the client's user time fell by a quarter: fewer
+ * TLB misses in the copy, too.
+ *
  * A file that nothing reads back while it is staged (no digest computed
  * from the file, no --shm, not bbcached's) is written with O_DIRECT: its
  * bytes go from the block to the disk, not into newly allocated page-cache
@@ -419,16 +433,43 @@ static int range_writer_step(struct bb_helper *hp)
 	return 1;
 }
 
-/* A block: its data page-aligned (for O_DIRECT), the header after it, one
- * allocation that free(b->data) releases. */
-static struct range_block *range_block_new(size_t size)
+/* The pool of q: one mapping of its max_blocks blocks, aligned to 2 MiB
+ * and marked for transparent huge pages, which blocks are cut from as they
+ * are needed (memory is used as they are first filled); their headers in
+ * an array.  BB_OK, or BB_ENOMEM with nothing allocated. */
+static int range_pool_map(struct range_queue *q)
 {
-	void *mem;
-	if (posix_memalign(&mem, DIO_ALIGN, size + sizeof(struct range_block)) != 0)
-		return NULL;
-	struct range_block *b = (struct range_block *)((char *)mem + size);
-	b->data = mem;
-	return b;
+	size_t bytes = (size_t)q->max_blocks * q->block, extra = HUGE_ALIGN;
+	char *m = mmap(NULL, bytes + extra, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (m == MAP_FAILED)
+		return BB_ENOMEM;
+	size_t head = (HUGE_ALIGN - (uintptr_t)m % HUGE_ALIGN) % HUGE_ALIGN;
+	if (head)
+		munmap(m, head);
+	if (extra - head)
+		munmap(m + head + bytes, extra - head);
+	q->region = m + head;
+	q->region_bytes = bytes;
+	if (!(q->blocks = calloc(q->max_blocks, sizeof(*q->blocks)))) {
+		munmap(q->region, bytes);
+		q->region = NULL;
+		return BB_ENOMEM;
+	}
+	/* Not every kernel has them (or allows them): 4 KiB pages then. */
+	(void)madvise(q->region, bytes, MADV_HUGEPAGE);
+	return BB_OK;
+}
+
+static void range_pool_unmap(struct range_queue *q)
+{
+	if (q->region)
+		munmap(q->region, q->region_bytes);
+	free(q->blocks);
+	q->region = NULL;
+	q->blocks = NULL;
+	q->n_blocks = 0;
 }
 
 /* Range writer i of run, started if it is not yet; NULL if it cannot be. */
@@ -441,13 +482,16 @@ static struct range_queue *range_writer_start(struct stage_run *run, unsigned i)
 	bb_fifo_init(&q->fifo);
 	q->block = run->direct ? RANGE_BLOCK_DIRECT : RANGE_BLOCK;
 	q->max_blocks = RANGE_POOL / q->block / run->n_rq; /* the pool, shared */
-	if (pthread_cond_init(&q->space, NULL) != 0)
+	if (range_pool_map(q) != BB_OK)
+		q->h.broken = 1;
+	else if (pthread_cond_init(&q->space, NULL) != 0)
 		q->h.broken = 1;
 	else if (bb_helper_start(&q->h, run->org.eng, range_writer_step) == BB_OK) {
 		bb_debug("range writer %u of %u started", i + 1, run->n_rq);
 		return q;
 	} else
 		pthread_cond_destroy(&q->space);
+	range_pool_unmap(q);
 	bb_debug("no range writer thread; ranges are written as they arrive");
 	return NULL;
 }
@@ -455,22 +499,13 @@ static struct range_queue *range_writer_start(struct stage_run *run, unsigned i)
 /* After the engine's last request: every marker is back, the FIFO empty. */
 static void range_writer_stop(struct range_queue *q)
 {
-	struct bb_dnode *d;
-	struct bb_qnode *n;
-
 	if (!q->h.started)
 		return;
 	bb_helper_stop(&q->h);
 	pthread_cond_destroy(&q->space);
-	while ((d = q->filling.head)) { /* none, unless a request never ended */
-		bb_dlist_remove(&q->filling, d);
-		free(bb_container_of(d, struct range_block, fill_link)->data);
-	}
-	while ((n = q->free)) {
-		q->free = n->next;
-		free(bb_container_of(n, struct range_block, qn)->data);
-	}
-	q->n_blocks = 0;
+	q->filling = (struct bb_dlist){0}; /* empty, unless a request never ended */
+	q->free = NULL;
+	range_pool_unmap(q);
 }
 
 void si_range_writers_stop(struct stage_run *run)
@@ -526,26 +561,23 @@ static int range_push(struct range_queue *q, struct range_block *b)
 }
 
 /* A free block for ref's range (now its fill block), waiting for one when
- * the pool is used up; NULL only when none could ever be allocated. */
+ * the pool is used up. */
 static struct range_block *range_block_get(struct range_queue *q, struct part_ref *ref)
 {
 	struct range_block *b = NULL;
 
 	pthread_mutex_lock(&q->h.lock);
 	while (!q->free) {
-		if (!q->no_alloc && q->n_blocks < q->max_blocks) {
+		if (q->n_blocks < q->max_blocks) {
+			/* A new block (only this thread cuts them): its pages
+			 * allocated in one call, not one fault per page (costly
+			 * in a VM); a kernel before 5.14 faults them in. */
+			b = &q->blocks[q->n_blocks];
+			b->data = q->region + (size_t)q->n_blocks++ * q->block;
 			pthread_mutex_unlock(&q->h.lock);
-			b = range_block_new(q->block);
+			(void)madvise(b->data, q->block, MADV_POPULATE_WRITE);
 			pthread_mutex_lock(&q->h.lock);
-			if (b) {
-				q->n_blocks++;
-				break;
-			}
-			q->no_alloc = 1;
-			if (!q->n_blocks) {
-				pthread_mutex_unlock(&q->h.lock);
-				return NULL;
-			}
+			break;
 		}
 		if (!q->fifo.head && !q->busy && q->filling.head) {
 			/* Every block is partly filled (more ranges in flight
@@ -588,8 +620,7 @@ int si_range_data(struct file_job *j, struct part_ref *ref, const char *buf, siz
 	while (n && rc == BB_OK) {
 		struct range_block *b = rs->fill;
 		if (!b) {
-			if (!(b = range_block_get(q, ref)))
-				return BB_ENOMEM;
+			b = range_block_get(q, ref);
 			b->off = off;
 		}
 		size_t k = n < q->block - b->len ? n : q->block - b->len;
