@@ -14,6 +14,9 @@
  *   BB_SHIM=no-direct-read   the open works, every pread on an O_DIRECT
  *                            descriptor fails with EINVAL (the hashing
  *                            thread's read-back).
+ *   BB_SHIM=short-direct-read  every pread on an O_DIRECT descriptor
+ *                            returns at most 1000 bytes (a short read, as
+ *                            a network or FUSE file system may give).
  * It can also change a source file under a POSIX stage-in, at a set moment,
  * so that the check of its version (size, mtime, inode before and after the
  * copy) is tested:
@@ -138,6 +141,11 @@ static ssize_t pread_common(const char *sym, int fd, void *buf, size_t n, off_t 
 	if (mode_is("no-direct-read") && (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_DIRECT))
 		return refuse("pread O_DIRECT", EINVAL);
 	r = real(fd, buf, n, off);
+	if (r > 1000 && mode_is("short-direct-read") && (fl = fcntl(fd, F_GETFL)) >= 0 &&
+	    (fl & O_DIRECT)) {
+		note("pread O_DIRECT short");
+		return 1000;
+	}
 
 	if (!mode_is("change-on-read") || __atomic_load_n(&changed, __ATOMIC_SEQ_CST))
 		return r;
