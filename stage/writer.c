@@ -364,8 +364,8 @@ unsigned si_writer_drain(struct stage_run *run)
  * hypervisor, and faults on fresh 4 KiB pages of the blocks were 7.6% of
  * the engine thread's samples on nginx's 4 x 1 GiB.  With the pool so
  * mapped, the stage-in took 2.21-2.87 s against 2.98-3.73 s (four
- * alternating pairs) and the client's user time fell by a quarter: fewer
- * TLB misses in the copy, too.
+ * alternating pairs) and the client's user time fell by a quarter
+ * (probably fewer TLB misses in the copy too; not measured).
  *
  * A file that nothing reads back while it is staged (no digest computed
  * from the file, no --shm, not bbcached's) is written with O_DIRECT: its
